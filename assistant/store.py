@@ -1,0 +1,246 @@
+"""The Chroma index: an embedded ``PersistentClient`` or, with ``chroma_url``, a Chroma server.
+
+Builds are atomic. Passages go into a fresh versioned collection (``toolkit--<stamp>``); only
+when it is complete does the pointer collection (``toolkit``) switch its ``active`` metadata to
+it. A build that dies half-way leaves the pointer, and so the previous index, untouched.
+
+    store = Store.open(settings, embeddings)
+    hits = store.dense("respite benefit", k=5)   # [(Passage, cosine distance), ...]
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from assistant.config import Settings
+from assistant.errors import IndexMissing, IndexUnusable, StoreUnavailable
+from assistant.schema import Passage
+
+if TYPE_CHECKING:
+    import chromadb
+    from langchain_core.embeddings import Embeddings
+
+VERSION_SEP = "--"
+_META_KEYS = ("kind", "element", "tier", "subgoal", "lead", "source", "title", "text")
+
+
+def connect(settings: Settings, *, create: bool) -> chromadb.ClientAPI:
+    """A Chroma client for ``settings``; errors name the path or URL and the next step."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        try:
+            return chromadb.HttpClient(
+                host=url.hostname or "127.0.0.1",
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=chroma_settings,
+            )
+        except Exception as exc:  # chromadb raises ValueError for a refused connection
+            raise StoreUnavailable(
+                f"The Chroma server at {settings.chroma_url} does not answer ({exc}). "
+                "Start it (`chroma run --path .chroma-server`) or unset ASSISTANT_CHROMA_URL "
+                "to use the embedded index."
+            ) from exc
+    path = settings.chroma_path
+    if not create and not (path / "chroma.sqlite3").is_file():
+        raise IndexMissing(
+            f"No index at {path} (collection '{settings.collection}'). "
+            "Run `python ingest.py` (or `make run`) to build it."
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    except Exception as exc:
+        raise IndexUnusable(
+            f"Cannot open the index at {path}: {exc}. Check that the folder is writable, or "
+            f"move it aside and rebuild with `python ingest.py --force`."
+        ) from exc
+
+
+def _to_metadata(passage: Passage) -> dict[str, str]:
+    data = passage.model_dump()
+    return {key: data[key] for key in _META_KEYS if data.get(key) is not None}
+
+
+def _to_passage(pid: str, meta: dict[str, Any]) -> Passage:
+    return Passage(id=pid, **{key: meta.get(key) for key in _META_KEYS})
+
+
+class Store:
+    """Reads and writes the versioned index behind one pointer collection."""
+
+    def __init__(self, *, client: chromadb.ClientAPI, settings: Settings, embeddings: Embeddings):
+        self.client = client
+        self.settings = settings
+        self.embeddings = embeddings
+        self._vectorstore: Any = None
+
+    @classmethod
+    def open(cls, settings: Settings, embeddings: Embeddings, *, create: bool = False) -> Store:
+        return cls(
+            client=connect(settings, create=create), settings=settings, embeddings=embeddings
+        )
+
+    # -- the pointer ----------------------------------------------------------------------------
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        """Run a Chroma call, translating its errors into ours."""
+        try:
+            return fn()
+        except (IndexMissing, IndexUnusable, StoreUnavailable):
+            raise
+        except Exception as exc:
+            where = self.settings.chroma_url or str(self.settings.chroma_path)
+            if self.settings.chroma_url and "connect" in str(exc).lower():
+                raise StoreUnavailable(
+                    f"The Chroma server at {where} stopped answering while {what}: {exc}. "
+                    "Restart it and try again."
+                ) from exc
+            raise IndexUnusable(
+                f"The index at {where} failed while {what}: {exc}. "
+                "Rebuild it with `python ingest.py --force`."
+            ) from exc
+
+    def pointer(self) -> dict[str, Any] | None:
+        """The pointer collection's metadata, or None when no index was ever completed."""
+        names = self._call(
+            "listing collections", lambda: [c.name for c in self.client.list_collections()]
+        )
+        if self.settings.collection not in names:
+            return None
+        collection = self._call(
+            "reading the pointer", lambda: self.client.get_collection(self.settings.collection)
+        )
+        return dict(collection.metadata or {})
+
+    def manifest(self) -> dict[str, Any] | None:
+        pointer = self.pointer()
+        if not pointer or "manifest" not in pointer:
+            return None
+        return dict(json.loads(pointer["manifest"]))
+
+    def active_name(self) -> str:
+        pointer = self.pointer()
+        if not pointer or not pointer.get("active"):
+            raise IndexMissing(
+                f"No index in {self.settings.chroma_url or self.settings.chroma_path} "
+                f"(collection '{self.settings.collection}'). Run `python ingest.py` to build it."
+            )
+        return str(pointer["active"])
+
+    # -- reading ----------------------------------------------------------------------------------
+    def vectorstore(self) -> Any:
+        """The LangChain ``Chroma`` over the active collection (opened once)."""
+        if self._vectorstore is None:
+            from langchain_chroma import Chroma
+
+            name = self.active_name()
+            self._vectorstore = self._call(
+                "opening the collection",
+                lambda: Chroma(
+                    client=self.client,
+                    collection_name=name,
+                    embedding_function=self.embeddings,
+                    create_collection_if_not_exists=False,
+                ),
+            )
+        return self._vectorstore
+
+    def passages(self) -> list[Passage]:
+        """Every passage in the active collection, in document order."""
+        vs = self.vectorstore()
+        data = self._call("reading passages", lambda: vs.get(include=["metadatas"]))
+        pairs = sorted(
+            zip(data["ids"], data["metadatas"], strict=True),
+            key=lambda p: int(p[1].get("order", 0)),
+        )
+        return [_to_passage(pid, meta) for pid, meta in pairs]
+
+    def dense(
+        self,
+        query: str | None = None,
+        *,
+        k: int,
+        where: dict[str, Any] | None = None,
+        vector: Sequence[float] | None = None,
+    ) -> list[tuple[str, float]]:
+        """(passage id, cosine distance) for the ``k`` nearest passages; ``where`` filters."""
+        vs = self.vectorstore()
+        embedding = list(vector) if vector is not None else self.embeddings.embed_query(query or "")
+        docs = self._call(
+            "searching",
+            lambda: vs.similarity_search_by_vector_with_relevance_scores(
+                embedding, k=k, filter=where
+            ),
+        )
+        return [(str(doc.id), float(score)) for doc, score in docs]
+
+    # -- writing ----------------------------------------------------------------------------------
+    def rebuild(
+        self,
+        passages: Sequence[Passage],
+        manifest: dict[str, Any],
+        *,
+        progress: Callable[[int], None] | None = None,
+        batch: int = 32,
+    ) -> str:
+        """Write ``passages`` into a new collection, then switch the pointer to it."""
+        from langchain_chroma import Chroma
+
+        name = f"{self.settings.collection}{VERSION_SEP}{time.strftime('%Y%m%d%H%M%S')}-{time.time_ns() % 10**6:06d}"
+        vs = self._call(
+            "creating a collection",
+            lambda: Chroma(
+                client=self.client,
+                collection_name=name,
+                embedding_function=self.embeddings,
+                collection_configuration={"hnsw": {"space": "cosine"}},
+            ),
+        )
+        for start in range(0, len(passages), batch):
+            chunk = passages[start : start + batch]
+            metadatas = [{**_to_metadata(p), "order": start + i} for i, p in enumerate(chunk)]
+            self._call(
+                "adding passages",
+                lambda chunk=chunk, metadatas=metadatas: vs.add_texts(  # type: ignore[misc]
+                    [p.embed_text for p in chunk], metadatas=metadatas, ids=[p.id for p in chunk]
+                ),
+            )
+            if progress:
+                progress(len(chunk))
+        count = self._call("counting", lambda: vs._collection.count())
+        if count != len(passages):
+            raise IndexUnusable(
+                f"The new collection {name} holds {count} of {len(passages)} passages."
+            )
+        pointer_meta = {"active": name, "manifest": json.dumps(manifest, sort_keys=True)}
+        self._call(
+            "switching to the new collection",
+            lambda: self.client.get_or_create_collection(self.settings.collection).modify(
+                metadata=pointer_meta
+            ),
+        )
+        self._vectorstore = None
+        self.prune(keep=name)
+        return name
+
+    def prune(self, *, keep: str) -> list[str]:
+        """Delete versioned collections other than ``keep`` (left over by earlier or dead builds)."""
+        prefix = self.settings.collection + VERSION_SEP
+        names = self._call(
+            "listing collections", lambda: [c.name for c in self.client.list_collections()]
+        )
+        dropped = [n for n in names if n.startswith(prefix) and n != keep]
+        for stale in dropped:
+            self._call(
+                "removing an old collection",
+                lambda stale=stale: self.client.delete_collection(stale),
+            )
+        return dropped
