@@ -1,0 +1,166 @@
+"""Hybrid retrieval: dense (Chroma, raw cosine distance) plus BM25 (bm25s), fused by RRF.
+
+Routing decisions arrive as a ``Filters`` value and become metadata filters on both sides.
+
+    retriever = HybridRetriever(store=store, passages=store.passages())
+    hits = retriever.search("respite benefit", k=5)
+    docs = retriever.invoke("respite benefit")   # LangChain Documents
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+from assistant.schema import Passage
+from assistant.store import Store
+
+RRF_K = 60
+_TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_STOP = frozenset(
+    "a an and are as at be by can could do does for from has have how i in is it its of on or our "
+    "should so that the their them there these they this to us was we what when where which who "
+    "why will with would you your me my about any into more most than then".split()
+)
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case word tokens without stop words (hyphenated words also split)."""
+    out: list[str] = []
+    for token in _TOKEN.findall(text.lower()):
+        if token in _STOP:
+            continue
+        out.append(token)
+        if "-" in token:
+            out.extend(part for part in token.split("-") if part not in _STOP)
+    return out
+
+
+class Filters(BaseModel):
+    """Metadata restrictions that routing puts on a search."""
+
+    element: str | None = None
+    tier: str | None = None
+    kinds: tuple[str, ...] | None = None
+
+    def accepts(self, passage: Passage) -> bool:
+        return (
+            (self.element is None or passage.element == self.element)
+            and (self.tier is None or passage.tier == self.tier)
+            and (self.kinds is None or passage.kind in self.kinds)
+        )
+
+    def where(self) -> dict[str, Any] | None:
+        """The same restriction as a Chroma ``where`` clause."""
+        clauses: list[dict[str, Any]] = []
+        if self.element:
+            clauses.append({"element": self.element})
+        if self.tier:
+            clauses.append({"tier": self.tier})
+        if self.kinds:
+            clauses.append({"kind": {"$in": list(self.kinds)}})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+class Hit(BaseModel):
+    """A ranked passage with the evidence behind its rank."""
+
+    passage: Passage
+    score: float
+    distance: float | None = None
+    dense_rank: int | None = None
+    lexical_rank: int | None = None
+
+
+class HybridRetriever(BaseRetriever):
+    """Dense + BM25 with reciprocal rank fusion over the passages of one index."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    store: Store
+    passages: list[Passage]
+    k: int = 8
+    filters: Filters = Filters()
+    depth: int = 24
+    _by_id: dict[str, Passage] = PrivateAttr(default_factory=dict)
+    _bm25: Any = PrivateAttr(default=None)
+
+    def model_post_init(self, context: Any, /) -> None:
+        import bm25s
+
+        self._by_id = {p.id: p for p in self.passages}
+        corpus = [tokens(f"{p.title} {p.lead or ''} {p.text}") for p in self.passages]
+        self._bm25 = bm25s.BM25()
+        self._bm25.index(corpus, show_progress=False)
+
+    def passage(self, pid: str) -> Passage:
+        return self._by_id[pid]
+
+    def lexical(self, query: str, *, filters: Filters, limit: int) -> list[tuple[str, float]]:
+        """BM25 ranking of the passages that pass ``filters``; zero scores are dropped."""
+        query_tokens = tokens(query)
+        if not query_tokens:
+            return []
+        scores = self._bm25.get_scores(query_tokens)
+        ranked = sorted(
+            (
+                (p.id, float(scores[i]))
+                for i, p in enumerate(self.passages)
+                if scores[i] > 0 and filters.accepts(p)
+            ),
+            key=lambda pair: -pair[1],
+        )
+        return ranked[:limit]
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int | None = None,
+        filters: Filters | None = None,
+        vector: list[float] | None = None,
+    ) -> list[Hit]:
+        """The ``k`` best passages for ``query`` under ``filters``, fused by RRF."""
+        filters = filters or self.filters
+        k = k or self.k
+        dense = self.store.dense(query, k=self.depth, where=filters.where(), vector=vector)
+        lexical = self.lexical(query, filters=filters, limit=self.depth)
+        fused: dict[str, Hit] = {}
+        for rank, (pid, distance) in enumerate(dense, start=1):
+            if pid not in self._by_id:
+                continue
+            fused[pid] = Hit(
+                passage=self._by_id[pid],
+                score=1 / (RRF_K + rank),
+                distance=distance,
+                dense_rank=rank,
+            )
+        for rank, (pid, _score) in enumerate(lexical, start=1):
+            hit = fused.get(pid) or Hit(passage=self._by_id[pid], score=0.0)
+            hit.score += 1 / (RRF_K + rank)
+            hit.lexical_rank = rank
+            fused[pid] = hit
+        return sorted(fused.values(), key=lambda h: -h.score)[:k]
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return [
+            Document(
+                id=hit.passage.id,
+                page_content=hit.passage.text,
+                metadata={
+                    **hit.passage.model_dump(exclude={"text"}),
+                    "score": hit.score,
+                    "distance": hit.distance,
+                },
+            )
+            for hit in self.search(query)
+        ]
