@@ -354,7 +354,9 @@ class Assistant:
         if not hits:
             return None
         close = [h for h in hits if h.score >= 0.9 * hits[0].score]
-        return min((h.passage.tier for h in close if h.passage.tier), key=TIER_KEYS.index, default=None)
+        return min(
+            (h.passage.tier for h in close if h.passage.tier), key=TIER_KEYS.index, default=None
+        )
 
     def retrieve(
         self,
@@ -495,9 +497,14 @@ class Assistant:
             body, book = self.composer.elements_overview(intro)
         else:
             chosen = [p for p in self.composer.by_id.values() if p.kind == "intro"]
-            if re.search(r"contact|who (developed|made|wrote|funded|supported)|reach|email|website", text):
+            if re.search(
+                r"contact|who (developed|made|wrote|funded|supported)|reach|email|website", text
+            ):
                 chosen.append(self.composer.get("contact"))
-            if re.search(r"appendix|without (a|an|any)|no (existing )?(palliative care )?program|don't have (a|any)", text):
+            if re.search(
+                r"appendix|without (a|an|any)|no (existing )?(palliative care )?program|don't have (a|any)",
+                text,
+            ):
                 chosen += [p for p in self.composer.by_id.values() if p.kind == "appendix"]
             body, book = self.composer.quotes("From the toolkit:", chosen, question)
         return reply_from(book, body, kind="overview")
@@ -505,7 +512,9 @@ class Assistant:
     def _explain(self, question: str, route: Route) -> Reply:
         hits = self._search(question, route, k=3)
         best = hits[0].distance if hits and hits[0].distance is not None else 1.0
-        if not hits or (not route.elements and not on_topic(question) and best > OFF_TOPIC_DISTANCE):
+        if not hits or (
+            not route.elements and not on_topic(question) and best > OFF_TOPIC_DISTANCE
+        ):
             return self._refuse("off_topic")
         chosen = hits
         if re.match(r"\s*why\b", normalise(question)):
@@ -513,7 +522,9 @@ class Assistant:
             reasons = self._search(question, route, k=2, kinds=("rationale", "goal"))
             seen = {r.passage.id for r in reasons}
             chosen = reasons + [h for h in hits if h.passage.id not in seen][:1]
-        text, book = self.composer.quotes("From the toolkit:", [h.passage for h in chosen[:3]], question)
+        text, book = self.composer.quotes(
+            "From the toolkit:", [h.passage for h in chosen[:3]], question
+        )
         top = chosen[0].passage
         return reply_from(
             book,

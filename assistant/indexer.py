@@ -92,9 +92,11 @@ def build_index(
     _check_writable(settings)
     if not force and index_is_current(settings):
         store = Store.open(settings, None)  # type: ignore[arg-type]
+        active = store.active_name()
+        store.prune(keep=active)  # collections left behind by a build that died
         return IngestSummary(
             skipped=True,
-            collection=store.active_name(),
+            collection=active,
             passages=len(passages),
             by_kind=by_kind,
             elements=len(toolkit.elements),

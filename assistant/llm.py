@@ -100,9 +100,12 @@ def synthesize(llm: BaseChatModel, question: str, reply: Reply, *, timeout: floa
     """The model's rewrite of ``reply`` if it passes ``check``; else ``reply`` with a note."""
     allowed = {c.id for c in reply.citations}
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        try:
             future = pool.submit(llm.invoke, _prompt(question, reply))
             message = future.result(timeout=timeout)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # a hung call must not hold the reply
         content = message.content if isinstance(message.content, str) else str(message.content)
         problems = check(content, allowed)
         if problems:

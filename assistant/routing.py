@@ -252,9 +252,23 @@ DIRECTION_WORDS: dict[str, tuple[str, ...]] = {
         "mastered",
     ),
     "start": (
-        "new to", "starting out", "where do we start", "where should we start", "begin",
-        "beginning", "first step", "first steps", "getting started", "get started", "from scratch",
-        "nothing yet", "day one", "kick off", "groundwork", "brand new", "just starting",
+        "new to",
+        "starting out",
+        "where do we start",
+        "where should we start",
+        "begin",
+        "beginning",
+        "first step",
+        "first steps",
+        "getting started",
+        "get started",
+        "from scratch",
+        "nothing yet",
+        "day one",
+        "kick off",
+        "groundwork",
+        "brand new",
+        "just starting",
     ),
     "start_weak": ("start", "starting", "first", "basics", "at the very least", "foundation*"),
 }
@@ -333,7 +347,12 @@ RESOURCE_CUES = (
     "do you have",
     "is there a",
     "are there",
-    "where can i", "where can we", "checklist*", "a toolkit", "anything that", "any guidance",
+    "where can i",
+    "where can we",
+    "checklist*",
+    "a toolkit",
+    "anything that",
+    "any guidance",
     "program example",
     "example program*",
     "course*",
@@ -366,8 +385,15 @@ RESOURCE_CUES = (
 )
 # Cues that ask for resources only when the best passage is a resource row.
 SOFT_RESOURCE_CUES = (
-    "anything on", "anything about", "do you have", "is there a", "are there", "where can i",
-    "where can we", "a toolkit", "anything that",
+    "anything on",
+    "anything about",
+    "do you have",
+    "is there a",
+    "are there",
+    "where can i",
+    "where can we",
+    "a toolkit",
+    "anything that",
 )
 NEXT_CUES = (
     "what should we do",
@@ -412,6 +438,10 @@ NEXT_CUES = (
     "get started",
     "level up",
     "become",
+    "what does it take",
+    "what does that take",
+    "what would it take",
+    "how do we get there",
 )
 # A question that opens like this asks for a fact, unless it names a tier or a next step.
 QUESTION_OPENERS = re.compile(
@@ -542,7 +572,9 @@ PROGRESS = re.compile(
     r"we're doing|in place|we now|we currently|we offer|we pay|we use|we send|we train|we require|"
     r"we run|we contract|we've been)\b"
 )
-NEGATED = re.compile(r"\b(nothing|haven't|have not|not yet|don't have|do not have|no formal|never)\b")
+NEGATED = re.compile(
+    r"\b(nothing|haven't|have not|not yet|don't have|do not have|no formal|never)\b"
+)
 
 
 class Reading(BaseModel):
@@ -612,7 +644,10 @@ class Speller:
     def word(self, word: str) -> str:
         if len(word) < 5 or not word.isalpha() or word in self.vocabulary or word in self.known:
             return word
-        if any(word.endswith(end) and word[: -len(end)] in self.vocabulary for end in ("s", "es", "ed", "ing", "d")):
+        if any(
+            word.endswith(end) and word[: -len(end)] in self.vocabulary
+            for end in ("s", "es", "ed", "ing", "d")
+        ):
             return word
         if word not in self._cache:
             close = difflib.get_close_matches(word, self._long, n=1, cutoff=0.8)
@@ -728,7 +763,9 @@ def read_question(question: str) -> Reading:
         kind = "explain"
     strong_cues = tuple(c for c in RESOURCE_CUES if c not in SOFT_RESOURCE_CUES)
     soft = kind == "resources" and not any_cue(ask, strong_cues)
-    if soft and not any(re.search(rf"(^|[.?!;:,-] *){re.escape(c)}\b", text) for c in SOFT_RESOURCE_CUES):
+    if soft and not any(
+        re.search(rf"(^|[.?!;:,-] *){re.escape(c)}\b", text) for c in SOFT_RESOURCE_CUES
+    ):
         kind = "next_steps" if direction or any_cue(ask, NEXT_CUES) else "explain"
         soft = False
     progress = bool(PROGRESS.search(text)) and not NEGATED.search(text)

@@ -1,0 +1,96 @@
+"""Optional LLM synthesis, driven by LangChain's own fake chat models over the real index."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel, GenericFakeChatModel
+from langchain_core.messages import AIMessage
+
+from assistant import Assistant, InvalidInput, Settings
+from assistant.llm import check, make_chat_model, synthesize
+
+QUESTION = "We've got the basics covered on equity. What should we do next?"
+
+
+def _composed(bot):  # type: ignore[no-untyped-def]
+    return bot.ask(QUESTION)
+
+
+def test_a_grounded_model_answer_is_used_with_renumbered_markers(bot) -> None:  # type: ignore[no-untyped-def]
+    composed = _composed(bot)
+    llm = FakeListChatModel(
+        responses=[
+            "Start listening: run focus groups with diverse communities [equity.progressing-further.1].\n\n"
+            "Then reward providers who pursue DEI goals [equity.progressing-further.2] "
+            "and partner with community organizations [equity.progressing-further.3]."
+        ]
+    )
+    reply = synthesize(llm, QUESTION, composed, timeout=5)
+    assert [c.id for c in reply.citations] == [
+        "equity.progressing-further.1",
+        "equity.progressing-further.2",
+        "equity.progressing-further.3",
+    ]
+    assert "[1]" in reply.text and "[3]" in reply.text and "[equity." not in reply.text
+    assert any("language model" in n for n in reply.notes)
+
+
+def test_an_invented_id_falls_back_to_the_composer(bot) -> None:  # type: ignore[no-untyped-def]
+    composed = _composed(bot)
+    llm = FakeListChatModel(responses=["Hire a chief equity officer [equity.essentials.9]."])
+    reply = synthesize(llm, QUESTION, composed, timeout=5)
+    assert reply.text == composed.text
+    assert reply.citations == composed.citations
+    assert any("equity.essentials.9" in n for n in reply.notes)
+
+
+def test_an_uncited_paragraph_falls_back(bot) -> None:  # type: ignore[no-untyped-def]
+    composed = _composed(bot)
+    llm = FakeListChatModel(
+        responses=["Engage communities [equity.progressing-further.1].\n\nAlso, buy a billboard."]
+    )
+    reply = synthesize(llm, QUESTION, composed, timeout=5)
+    assert reply.text == composed.text
+    assert any("no citation" in n for n in reply.notes)
+
+
+def test_a_slow_model_times_out_and_falls_back(bot) -> None:  # type: ignore[no-untyped-def]
+    composed = _composed(bot)
+    llm = FakeListChatModel(responses=["[equity.progressing-further.1] fine"], sleep=2.0)
+    reply = synthesize(llm, QUESTION, composed, timeout=0.2)
+    assert reply.text == composed.text
+    assert any("no answer within 0.2 s" in n for n in reply.notes)
+
+
+def test_a_failing_model_falls_back(bot) -> None:  # type: ignore[no-untyped-def]
+    composed = _composed(bot)
+    llm = GenericFakeChatModel(messages=iter([]))  # raises on the first call, like a dead endpoint
+    reply = synthesize(llm, QUESTION, composed, timeout=5)
+    assert reply.text == composed.text
+    assert any("was not used" in n for n in reply.notes)
+
+
+def test_assistant_uses_the_model_it_is_given(built_settings) -> None:  # type: ignore[no-untyped-def]
+    base = Assistant.from_settings(built_settings)
+    llm = GenericFakeChatModel(
+        messages=iter(
+            [AIMessage(content="Offer respite [family-caregiver-support.setting-the-standard.1].")]
+        )
+    )
+    bot = Assistant(settings=built_settings, retriever=base.retriever, llm=llm)
+    reply = bot.ask("We want to lead on caregiver support. What should we do?")
+    assert reply.text.startswith("Offer respite [1]")
+    refused = bot.ask("Tell me a joke.")
+    assert refused.kind == "out_of_scope"  # refusals never go through the model
+
+
+def test_check_rules() -> None:
+    assert check("A [a.b].\n\nB [a.b].", {"a.b"}) == []
+    assert check("A [x.y].", {"a.b"})[0].startswith("it cited ids it was not given: x.y")
+    assert "it cited nothing" in check("Nothing cited.", {"a.b"})
+
+
+def test_factory_names_the_valid_choices() -> None:
+    assert make_chat_model(Settings(_env_file=None, llm="none")) is None  # type: ignore[call-arg]
+    with pytest.raises(InvalidInput, match="Valid: 'none', 'ollama:<model>', 'openai:<model>'"):
+        make_chat_model(Settings(_env_file=None, llm="gpt5"))  # type: ignore[call-arg]
