@@ -9,6 +9,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 from assistant.config import ELEMENT_KEYS, TIER_KEYS, Settings
 
@@ -82,9 +83,9 @@ def run_bench(settings: Settings, *, rounds: int = 100) -> int:
     embed_ms: list[float] = []
     search_ms: list[float] = []
     for question, history, profile in sample:
-        ask_ms.append(_time(lambda: bot.ask(question, history=history, profile=profile)))
-        embed_ms.append(_time(lambda: bot.embeddings.embed_query(question)))
-        search_ms.append(_time(lambda: bot.retriever.search(question, k=8)))
+        ask_ms.append(_time(partial(bot.ask, question, history=history, profile=profile)))
+        embed_ms.append(_time(partial(bot.embeddings.embed_query, question)))
+        search_ms.append(_time(partial(bot.retriever.search, question, k=8)))
     rows = [
         ("reply (ask, default composer)", ask_ms),
         ("hybrid search (dense + BM25 + RRF)", search_ms),

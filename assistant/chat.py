@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from assistant.answer import CitationBook, Composer, reply_from
+from assistant.answer import Composer, reply_from
 from assistant.config import ELEMENT_KEYS, TIER_KEYS, Settings
 from assistant.errors import InvalidInput
 from assistant.retrieval import Filters, Hit, HybridRetriever
@@ -255,8 +255,8 @@ class Assistant:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Assistant:
         """Open the existing index; ``IndexMissing`` says how to build one if there is none."""
-        from assistant.llm import make_chat_model
         from assistant.embeddings import make_embeddings
+        from assistant.llm import make_chat_model
         from assistant.store import Store, connect
 
         settings = settings or Settings()

@@ -87,7 +87,7 @@ def build_index(
     """
     started = time.perf_counter()
     toolkit, passages, warnings = corpus_passages(settings.corpus_dir)
-    by_kind = dict(Counter(p.kind for p in passages))
+    by_kind = {str(kind): n for kind, n in Counter(p.kind for p in passages).items()}
     manifest = corpus_manifest(settings)
     _check_writable(settings)
     if not force and index_is_current(settings):

@@ -62,7 +62,7 @@ def make_chat_model(settings: Settings) -> BaseChatModel | None:
             return ChatOpenAI(
                 model=model,
                 base_url=settings.llm_base_url,
-                api_key=settings.llm_api_key or "not-needed",  # type: ignore[arg-type]
+                api_key=settings.llm_api_key or "not-needed",
                 temperature=0,
                 timeout=settings.llm_timeout,
             )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from assistant.config import OVERVIEW_FILE, TOOLKIT_FILE
 from assistant.errors import CorpusError
-from assistant.schema import Passage
+from assistant.schema import Passage, PassageKind
 from assistant.toolkit import TIER_NAMES, Element, Toolkit, clean, load_toolkit
 
 EXTRA_SUFFIXES = (".md", ".txt", ".pdf")
@@ -50,14 +50,14 @@ def toolkit_passages(toolkit: Toolkit) -> list[Passage]:
     return out
 
 
-def _plain(pid: str, kind: str, text: str, title: str, lead: str | None = None) -> Passage:
-    return Passage(id=pid, kind=kind, text=text, title=title, lead=lead, source=TOOLKIT_FILE)  # type: ignore[arg-type]
+def _plain(pid: str, kind: PassageKind, text: str, title: str, lead: str | None = None) -> Passage:
+    return Passage(id=pid, kind=kind, text=text, title=title, lead=lead, source=TOOLKIT_FILE)
 
 
 def _element_passages(element: Element) -> Iterator[Passage]:
     name, key = element.name, element.key
 
-    def make(pid: str, kind: str, text: str, title: str, **extra: str | None) -> Passage:
+    def make(pid: str, kind: PassageKind, text: str, title: str, **extra: str | None) -> Passage:
         return Passage(
             id=pid,
             kind=kind,
@@ -65,7 +65,7 @@ def _element_passages(element: Element) -> Iterator[Passage]:
             title=title,
             element=key,
             source=TOOLKIT_FILE,
-            **extra,  # type: ignore[arg-type]
+            **extra,
         )
 
     yield make(f"{key}.summary", "summary", element.summary or element.goal, name)
@@ -106,7 +106,7 @@ def _element_passages(element: Element) -> Iterator[Passage]:
 
 def _sections(text: str) -> Iterator[tuple[str, str]]:
     """(heading, body) pairs split at markdown headings or ALL-CAPS heading lines."""
-    heading, body = "", []
+    heading, body = "", list[str]()
     for line in text.splitlines():
         stripped = line.strip()
         is_heading = stripped.startswith("#") or (

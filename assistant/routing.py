@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from assistant.config import ELEMENT_KEYS, TIER_KEYS
+from assistant.config import TIER_KEYS
 
 Direction = Literal["start", "next", "top"]
 
@@ -411,7 +411,6 @@ NEXT_CUES = (
     "action item*",
     "actions",
     "steps",
-    "to do",
     "tackle",
     "priorit*",
     "what now",
@@ -684,7 +683,6 @@ def find_elements(text: str) -> list[str]:
 
 def find_tier(text: str) -> tuple[str | None, bool]:
     """An explicitly named tier, and whether the text says it is done ("after the essentials")."""
-    words = _words(text)
     for key in reversed(
         TIER_KEYS
     ):  # the longer names first: "setting the standard" before "standard"

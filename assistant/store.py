@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -71,7 +72,7 @@ def _to_metadata(passage: Passage) -> dict[str, str]:
 
 
 def _to_passage(pid: str, meta: dict[str, Any]) -> Passage:
-    return Passage(id=pid, **{key: meta.get(key) for key in _META_KEYS})
+    return Passage.model_validate({"id": pid, **{key: meta.get(key) for key in _META_KEYS}})
 
 
 class Store:
@@ -241,6 +242,6 @@ class Store:
         for stale in dropped:
             self._call(
                 "removing an old collection",
-                lambda stale=stale: self.client.delete_collection(stale),
+                partial(self.client.delete_collection, stale),
             )
         return dropped

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import assistant
-from assistant import Assistant, InvalidInput, Reply
+from assistant import InvalidInput, Reply
 from assistant.config import ELEMENT_KEYS, TIER_KEYS
 from assistant.toolkit import TIER_NAMES
 

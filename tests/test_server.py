@@ -1,0 +1,76 @@
+"""A real Chroma server process on 127.0.0.1: index through HttpClient, answer, then lose it."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from assistant import Assistant, StoreUnavailable, build_index
+
+from .conftest import make_settings
+
+pytestmark = pytest.mark.server
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture()
+def chroma_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    exe = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            exe,
+            "run",
+            "--path",
+            str(tmp_path / "server-data"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the Chroma server did not start within 60 s")
+    try:
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_index_and_answer_through_a_chroma_server(tmp_path: Path, chroma_server) -> None:  # type: ignore[no-untyped-def]
+    url, proc = chroma_server
+    settings = make_settings(tmp_path, chroma_url=url)
+    first = build_index(settings, show_progress=False)
+    assert first.passages == 133 and not first.skipped
+    assert build_index(settings, show_progress=False).skipped  # the manifest lives on the server
+    bot = Assistant.from_settings(settings)
+    reply = bot.ask("We've got the basics covered on equity. What should we do next?")
+    assert reply.tier == "progressing-further"
+    assert "equity.progressing-further.1" in [c.id for c in reply.citations]
+    proc.kill()
+    proc.wait(timeout=30)
+    with pytest.raises(StoreUnavailable, match="stopped answering|does not answer"):
+        bot.ask("respite benefit")
