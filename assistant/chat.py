@@ -412,7 +412,16 @@ class Assistant:
             hits = self.retriever.search(question, k=k, filters=Filters(kinds=kinds))
         return hits
 
+    def _off_topic(self, question: str, route: Route) -> bool:
+        """No element, none of the toolkit's words, and no passage near: not the toolkit's subject."""
+        if route.elements or route.kind in ("out_of_scope", "overview") or on_topic(question):
+            return False
+        nearest = self.retriever.store.dense(question, k=1)
+        return not nearest or nearest[0][1] > OFF_TOPIC_DISTANCE
+
     def _compose(self, question: str, route: Route, profile: Mapping[str, str]) -> Reply:
+        if self._off_topic(question, route):
+            return self._refuse("off_topic")
         match route.kind:
             case "out_of_scope":
                 return self._refuse(route.refusal or "off_topic")
@@ -511,10 +520,7 @@ class Assistant:
 
     def _explain(self, question: str, route: Route) -> Reply:
         hits = self._search(question, route, k=3)
-        best = hits[0].distance if hits and hits[0].distance is not None else 1.0
-        if not hits or (
-            not route.elements and not on_topic(question) and best > OFF_TOPIC_DISTANCE
-        ):
+        if not hits:
             return self._refuse("off_topic")
         chosen = hits
         if re.match(r"\s*why\b", normalise(question)):

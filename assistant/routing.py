@@ -560,8 +560,8 @@ UNCOVERED = re.compile(
 # Words that show a question is about the toolkit's subject at all.
 DOMAIN = re.compile(
     r"\b(palliative|serious(ly)? ill\w*|health plans?|plans?|members?|providers?|care|toolkit|"
-    r"medi-?cal|medicaid|medicare|mcps?|hospice|end-of-life|end of life|tier|essentials|"
-    r"element|champion|program|strategy|network|contract\w*|incentive\w*|staff|benefit)\b",
+    r"medi-?cal|medicaid|medicare|mcps?|hospice|end-of-life|end of life|tiers?|essentials|"
+    r"elements?|champions?|programs?|strateg\w+|network|contract\w*|incentive\w*|staff|benefits?)\b",
     re.IGNORECASE,
 )
 
