@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import time
-from functools import partial
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
