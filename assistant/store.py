@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from functools import partial
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -83,6 +83,11 @@ class Store:
         self.settings = settings
         self.embeddings = embeddings
         self._vectorstore: Any = None
+        # One question is searched several times while it is routed and answered: embed it once.
+        self.embed_query = lru_cache(maxsize=1024)(self._embed_query)
+
+    def _embed_query(self, text: str) -> tuple[float, ...]:
+        return tuple(self.embeddings.embed_query(text))
 
     @classmethod
     def open(cls, settings: Settings, embeddings: Embeddings, *, create: bool = False) -> Store:
@@ -174,7 +179,7 @@ class Store:
     ) -> list[tuple[str, float]]:
         """(passage id, cosine distance) for the ``k`` nearest passages; ``where`` filters."""
         vs = self.vectorstore()
-        embedding = list(vector) if vector is not None else self.embeddings.embed_query(query or "")
+        embedding = list(vector) if vector is not None else list(self.embed_query(query or ""))
         docs = self._call(
             "searching",
             lambda: vs.similarity_search_by_vector_with_relevance_scores(
