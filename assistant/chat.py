@@ -9,7 +9,6 @@ reply = bot.ask("What should we do next on equity?",
 from __future__ import annotations
 
 import re
-import time
 import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -30,7 +29,7 @@ from assistant.routing import (
     refusal_reason,
 )
 from assistant.schema import Kind, Passage, Reply
-from assistant.toolkit import TIER_NAMES
+from assistant.toolkit import TIER_NAMES, Toolkit
 
 PROFILE_VALUES = ("none", *TIER_KEYS)
 # A dense match farther than this (cosine distance) is no match at all for an off-topic
@@ -184,7 +183,9 @@ def resolve(
             "setting-the-standard",
             "You asked how to lead the field: this is the toolkit's highest tier.",
         )
-    elif reading.direction == "next" and follows and previous and previous.tier:
+    elif (
+        reading.direction == "next" and reading.follow_up and follows and previous and previous.tier
+    ):
         route.tier = next_tier(previous.tier)
         route.reason = f"The tier after {TIER_NAMES[previous.tier]}, as you asked."
     elif reading.direction == "start":
@@ -195,6 +196,9 @@ def resolve(
     elif reading.direction == "next" and done:
         route.tier = next_tier(done)
         route.reason = done_reason(done, route.tier)
+    elif reading.direction == "next" and follows and previous and previous.tier:
+        route.tier = next_tier(previous.tier)
+        route.reason = f"The tier after {TIER_NAMES[previous.tier]}, as you asked."
     elif reading.direction == "next" and re.search(
         r"\bbasics?\b|\bessentials?\b|\bfoundation", text
     ):
@@ -272,7 +276,7 @@ class Assistant:
         return self.retriever.store.embeddings
 
     @property
-    def toolkit(self) -> Any:
+    def toolkit(self) -> Toolkit:
         """The parsed toolkit (for browsing); parsed once from the corpus folder."""
         if self._toolkit is None:
             from assistant.toolkit import load_toolkit
@@ -384,7 +388,6 @@ class Assistant:
 
         Raises ``InvalidInput`` for an unknown profile element or tier.
         """
-        started = time.perf_counter()
         text, notes = clean_question(question, self.settings.max_question_chars)
         history = [h for h in (history or []) if isinstance(h, str)]
         route = (
@@ -399,7 +402,6 @@ class Assistant:
 
             reply = synthesize(self.llm, text, reply, timeout=self.settings.llm_timeout)
         reply.suggestions = self._suggestions(route)
-        reply.notes.append(f"answered in {1000 * (time.perf_counter() - started):.0f} ms")
         return reply
 
     # -- composing ------------------------------------------------------------------------------------

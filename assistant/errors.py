@@ -7,7 +7,8 @@ AssistantError
 ├── StoreUnavailable     the Chroma server does not answer
 ├── ModelError           the embedding model cannot be loaded
 ├── InvalidInput         a question, profile or option the assistant cannot take
-└── LLMError             the optional language model failed (the answer falls back)
+├── LLMError             the optional language model failed (the answer falls back)
+└── FeedbackUnavailable  the feedback database cannot be opened or written
 """
 
 from __future__ import annotations
@@ -43,3 +44,7 @@ class InvalidInput(AssistantError):
 
 class LLMError(AssistantError):
     """The optional language model failed or broke the citation rules."""
+
+
+class FeedbackUnavailable(AssistantError):
+    """The feedback database cannot be opened or written."""

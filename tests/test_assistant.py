@@ -133,6 +133,14 @@ def test_follow_up_after_that_moves_one_tier_up(bot) -> None:  # type: ignore[no
     assert reply.tier == "setting-the-standard"
 
 
+def test_asking_again_after_the_profile_changed_follows_the_profile(bot) -> None:  # type: ignore[no-untyped-def]
+    question = "What should we do next on equity?"
+    first = bot.ask(question)
+    assert first.tier == "essentials"
+    again = bot.ask(question, history=[question], profile={"equity": "essentials"})
+    assert again.tier == "progressing-further"
+
+
 def test_follow_up_resources_keep_the_element(bot) -> None:  # type: ignore[no-untyped-def]
     reply = bot.ask("What resources go with that?", history=["What are the first steps on uptake?"])
     assert (reply.kind, reply.element) == ("resources", "uptake")
