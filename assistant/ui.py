@@ -1,0 +1,264 @@
+"""The Plan Guide web app (Gradio Blocks): chat, plan profile, toolkit grid and onboarding.
+
+The assistant (model and index) is opened once per process and shared by every session. Member
+health information can reach a question by accident, so nothing is shared or recorded by Gradio:
+no share links, analytics, run history or flagging, no chat history kept in the browser, HTML
+escaped, and the question length checked here on the server.
+
+    demo = build_ui(settings, Assistant.from_settings(settings))
+    launch(settings)  # what `make run` does
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from assistant.config import Settings, offline_environment
+from assistant.errors import AssistantError, InvalidInput
+from assistant.feedback import FeedbackStore
+from assistant.plan import ProfileState
+from assistant.toolkit import Toolkit, load_toolkit
+from assistant.ui_browse import build_onboarding_tab, build_toolkit_tab
+from assistant.ui_chat import (
+    AssistantHolder,
+    answer_concurrency,
+    build_chat_panel,
+    profile_line,
+    question_problem,
+    wire_chat,
+)
+from assistant.ui_profile import (
+    ProfileUI,
+    build_profile_tab,
+    profile_browser_state,
+    restore_values,
+    state_from_inputs,
+)
+from assistant.ui_theme import CSS, HEAD, THEME
+
+if TYPE_CHECKING:
+    from assistant.chat import Assistant
+
+log = logging.getLogger(__name__)
+
+
+def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
+    """``"ann:pw1,bob:pw2"`` -> [("ann", "pw1"), ("bob", "pw2")]; None or "" -> no login."""
+    if not value or not value.strip():
+        return None
+    pairs = []
+    for number, entry in enumerate(value.split(","), start=1):
+        user, sep, password = entry.strip().partition(":")
+        if not sep or not user.strip() or not password:
+            # the entry itself is not echoed: it may hold a password
+            raise InvalidInput(
+                f"ASSISTANT_AUTH entry {number} is not user:password. Write it as "
+                "ASSISTANT_AUTH=user:password, with commas between several users."
+            )
+        pairs.append((user.strip(), password))
+    return pairs
+
+
+def storage_secret(settings: Settings) -> str:
+    """The key the browser's profile is encrypted with; kept in the data dir across restarts.
+
+    With a fresh key on each start the browser could no longer read a profile saved earlier.
+    """
+    path = settings.data_dir / "browser-state.key"
+    try:
+        if path.is_file():
+            key = path.read_text("ascii").strip()
+            if len(key) >= 16:
+                return key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
+        path.write_text(key, "ascii")
+        path.chmod(0o600)
+        return key
+    except OSError:
+        log.warning("Cannot keep the profile key in %s; profiles last until restart.", path)
+        return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
+
+
+def build_ui(settings: Settings, bot_or_error: Assistant | AssistantError) -> gr.Blocks:
+    """The whole app. With an error instead of an assistant, the chat explains how to fix it.
+
+    Args:
+        settings: serving, feedback and limits.
+        bot_or_error: the opened assistant, or the ``AssistantError`` raised opening it (for
+            example ``IndexMissing``, whose message says how to build the index).
+
+    Returns:
+        The Blocks, not yet launched: pass it to ``launch`` options or call ``.launch``.
+    """
+    holder = AssistantHolder(settings, bot_or_error)
+    feedback = FeedbackStore(settings.resolved_feedback_db)
+    toolkit, toolkit_error = _toolkit_for(settings, bot_or_error)
+    with gr.Blocks(
+        title="Plan Guide",
+        analytics_enabled=False,
+        delete_cache=(3600, 3600),
+    ) as demo:
+        profile_state = profile_browser_state(storage_secret(settings))
+        with gr.Row(elem_id="pg-header"):
+            gr.Markdown(
+                "# Plan Guide\nCited answers from the palliative care toolkit "
+                "*Develop a Plan*, for health-plan champions and their teams. "
+                "Please leave out any member's personal or health details."
+            )
+        with gr.Tabs(selected="chat") as tabs:
+            with gr.Tab("Chat", id="chat", elem_id="pg-tab-chat"):
+                chat = build_chat_panel(settings, holder, toolkit, toolkit_error)
+            if toolkit is not None:
+                with gr.Tab("My plan", id="plan", elem_id="pg-tab-plan"):
+                    profile_ui = build_profile_tab(toolkit, profile_state)
+                with gr.Tab("Toolkit", id="toolkit", elem_id="pg-tab-toolkit"):
+                    build_toolkit_tab(toolkit)
+                with gr.Tab("Onboarding", id="onboarding", elem_id="pg-tab-onboarding"):
+                    tour = build_onboarding_tab(toolkit)
+        wire_chat(chat, settings, holder, feedback, toolkit, profile_state)
+        if toolkit is not None:
+            for button in tour.ask_buttons:
+                button.click(
+                    lambda q: (q, gr.Tabs(selected="chat")),
+                    button,
+                    [chat.question, tabs],
+                    api_visibility="private",
+                    queue=False,
+                ).then(**chat.respond_event)
+            _wire_profile_sync(toolkit, profile_ui, chat.profile_line)
+        _add_api(holder, settings)
+    return demo
+
+
+def _wire_profile_sync(toolkit: Toolkit, profile_ui: ProfileUI, line: gr.Markdown) -> None:
+    """Show the kept profile once the browser has read it, and keep the chat's line current.
+
+    The browser reads its storage after the page has loaded, then reports a change: that, not
+    the page load, is when the checkboxes can be restored. Changes made here echo back too;
+    those are skipped so a fast clicker's boxes do not flicker.
+    """
+    targets = profile_ui.restore_targets
+
+    def sync(stored: Any, *shown: Any) -> list[Any]:
+        text = profile_line(toolkit, stored)
+        if ProfileState.from_stored(stored) == state_from_inputs(toolkit, list(shown)):
+            return [*(gr.skip() for _ in targets), text]
+        return [*restore_values(toolkit, stored), text]
+
+    profile_ui.state.change(
+        sync,
+        [profile_ui.state, *profile_ui.inputs],
+        [*targets, line],
+        api_visibility="private",
+        queue=False,
+    )
+
+
+def _toolkit_for(
+    settings: Settings, bot_or_error: Assistant | AssistantError
+) -> tuple[Toolkit | None, AssistantError | None]:
+    """The toolkit for browsing: the assistant's, or parsed directly when there is no index."""
+    try:
+        if isinstance(bot_or_error, AssistantError):
+            return load_toolkit(settings.corpus_dir), None
+        return bot_or_error.toolkit, None
+    except AssistantError as exc:
+        return None, exc
+
+
+def _add_api(holder: AssistantHolder, settings: Settings) -> None:
+    def ask(question: str, profile: dict[str, str] | None = None) -> dict[str, Any]:
+        """Ask Plan Guide a question about the toolkit.
+
+        Args:
+            question: the question, at most ASSISTANT_MAX_QUESTION_CHARS characters.
+            profile: element -> highest tier completed ("none", "essentials",
+                "progressing-further", "setting-the-standard").
+
+        Returns:
+            The reply: kind, element, tier, text with [n] markers, citations, suggestions, notes.
+        """
+        question = (question or "").strip()
+        problem = question_problem(question, settings)
+        if problem:
+            raise gr.Error(problem, print_exception=False)
+        try:
+            reply = holder.get().ask(question, history=[], profile=profile or {})
+        except AssistantError as exc:
+            raise gr.Error(str(exc), print_exception=False) from exc
+        return reply.model_dump()
+
+    gr.api(
+        ask,
+        api_name="ask",
+        concurrency_limit=answer_concurrency(settings),
+        concurrency_id="assistant",
+    )
+
+
+def launch_options(settings: Settings) -> dict[str, Any]:
+    """Everything ``launch`` passes to Gradio: loopback, no sharing, nothing recorded."""
+    return {
+        "server_name": settings.host,
+        "server_port": settings.port,
+        "auth": parse_auth(settings.auth),
+        "auth_message": "Plan Guide: sign in with the name and password your team gave you.",
+        "share": False,
+        "run_history": False,
+        "footer_links": [],
+        "enable_monitoring": False,
+        "mcp_server": False,
+        "pwa": False,
+        "ssr_mode": False,
+        "show_error": False,
+        "quiet": True,
+        "max_file_size": "1mb",
+        "theme": THEME,
+        "css": CSS,
+        "head": HEAD,
+    }
+
+
+def queue_options(settings: Settings) -> dict[str, Any]:
+    """A bounded queue; answers run ``answer_concurrency(settings)`` at a time."""
+    limit = answer_concurrency(settings)
+    return {
+        "default_concurrency_limit": limit,
+        "max_size": 16 * limit,
+    }
+
+
+def open_assistant(settings: Settings) -> Assistant | AssistantError:
+    """The assistant, or the error that says why it cannot open (shown in the UI)."""
+    from assistant.chat import Assistant
+
+    try:
+        return Assistant.from_settings(settings)
+    except AssistantError as exc:
+        log.warning("%s", exc)
+        return exc
+
+
+def launch(settings: Settings, *, prevent_thread_lock: bool = False) -> gr.Blocks:
+    """Open the assistant once, build the app and serve it (blocks unless told not to)."""
+    offline_environment()
+    launch_kwargs = launch_options(settings)  # a bad ASSISTANT_AUTH fails before the model loads
+    demo = build_ui(settings, open_assistant(settings))
+    demo.queue(**queue_options(settings))
+    try:
+        demo.launch(prevent_thread_lock=True, **launch_kwargs)
+    except OSError as exc:
+        raise AssistantError(
+            f"Cannot serve Plan Guide on {settings.host}:{settings.port}: is another program "
+            "using that port? Stop it, or set ASSISTANT_PORT to a free port."
+        ) from exc
+    print(f"Plan Guide is running at {demo.local_url} (press Ctrl+C to stop).", flush=True)
+    if not prevent_thread_lock:
+        demo.block_thread()
+    return demo

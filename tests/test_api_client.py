@@ -1,0 +1,89 @@
+"""The running app through `gradio_client`: the one public endpoint, its limits, and login."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from assistant.config import Settings
+from tests.app_server import AppServer, running_app
+
+pytestmark = pytest.mark.server
+
+USERS = "ann:first-pass,bob:second:pass"
+
+
+@pytest.fixture(scope="module")
+def app(built_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    with running_app(built_settings, tmp_path_factory.mktemp("api-app")) as server:
+        yield server
+
+
+def client(url: str, auth: tuple[str, str] | None = None) -> Client:
+    return Client(url, auth=auth, verbose=False, analytics_enabled=False, download_files=False)
+
+
+def test_ask_returns_a_cited_reply_that_uses_the_profile(app: AppServer) -> None:
+    reply = client(app.url).predict(
+        "What should we do next on equity?", {"equity": "essentials"}, api_name="/ask"
+    )
+    assert (reply["kind"], reply["element"], reply["tier"]) == (
+        "next_steps",
+        "equity",
+        "progressing-further",
+    )
+    markers = {int(m) for m in re.findall(r"\[(\d+)\]", reply["text"])}
+    assert markers == {c["marker"] for c in reply["citations"]}
+    assert "equity.progressing-further.1" in {c["id"] for c in reply["citations"]}
+    assert 2 <= len(reply["suggestions"]) <= 3
+
+
+def test_only_ask_is_exposed(app: AppServer) -> None:
+    api = client(app.url).view_api(print_info=False, return_format="dict")
+    assert isinstance(api, dict)
+    assert set(api["named_endpoints"]) == {"/ask"}
+    assert api["unnamed_endpoints"] == {}
+    parameters = [p["parameter_name"] for p in api["named_endpoints"]["/ask"]["parameters"]]
+    assert parameters == ["question", "profile"]
+
+
+def test_server_refuses_an_overlong_question_and_a_bad_profile(
+    app: AppServer, built_settings: Settings
+) -> None:
+    api = client(app.url)
+    too_long = "What next on equity? " * built_settings.max_question_chars
+    with pytest.raises(AppError, match="the limit is 2,000"):
+        api.predict(too_long, {}, api_name="/ask")
+    with pytest.raises(AppError, match="Valid values: none, essentials"):
+        api.predict("What next on equity?", {"equity": "expert"}, api_name="/ask")
+
+
+def test_served_config_records_nothing(app: AppServer) -> None:
+    with urllib.request.urlopen(app.url + "config", timeout=10) as response:
+        config = json.load(response)
+    assert config["analytics_enabled"] is False
+    assert config["run_history"] is False
+    assert config["footer_links"] == []
+    assert config["mcp_server"] is False
+    assert config["show_error"] is False  # errors reach users as messages, never tracebacks
+
+
+def test_login_is_required_when_users_are_configured(
+    built_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    workdir = tmp_path_factory.mktemp("auth-app")
+    with running_app(built_settings, workdir, extra_env={"ASSISTANT_AUTH": USERS}) as server:
+        with pytest.raises(ValueError, match="(?i)login|auth|credentials"):
+            client(server.url)
+        with pytest.raises(ValueError, match="(?i)login|auth|credentials"):
+            client(server.url, auth=("ann", "wrong"))
+        reply = client(server.url, auth=("bob", "second:pass")).predict(
+            "What are the three tiers?", None, api_name="/ask"
+        )
+        assert reply["kind"] == "overview" and reply["citations"]
