@@ -87,35 +87,29 @@ def build_index(
     """
     started = time.perf_counter()
     toolkit, passages, warnings = corpus_passages(settings.corpus_dir)
-    by_kind = {str(kind): n for kind, n in Counter(p.kind for p in passages).items()}
     manifest = corpus_manifest(settings)
     _check_writable(settings)
-    if not force and index_is_current(settings):
+    skipped = not force and index_is_current(settings)
+    if skipped:
         store = Store.open(settings, None)  # type: ignore[arg-type]
-        active = store.active_name()
-        store.prune(keep=active)  # collections left behind by a build that died
-        return IngestSummary(
-            skipped=True,
-            collection=active,
-            passages=len(passages),
-            by_kind=by_kind,
-            elements=len(toolkit.elements),
-            seconds=time.perf_counter() - started,
-            warnings=warnings,
-        )
-    embeddings = make_embeddings(settings)
-    store = Store.open(settings, embeddings, create=True)
-    from tqdm import tqdm
+        name = store.active_name()
+        store.prune(keep=name)  # collections left behind by a build that died
+    else:
+        store = Store.open(settings, make_embeddings(settings), create=True)
+        from tqdm import tqdm
 
-    with tqdm(
-        total=len(passages), desc="Embedding passages", unit="passage", disable=not show_progress
-    ) as bar:
-        name = store.rebuild(passages, manifest, progress=bar.update)
+        with tqdm(
+            total=len(passages),
+            desc="Embedding passages",
+            unit="passage",
+            disable=not show_progress,
+        ) as bar:
+            name = store.rebuild(passages, manifest, progress=bar.update)
     return IngestSummary(
-        skipped=False,
+        skipped=skipped,
         collection=name,
         passages=len(passages),
-        by_kind=by_kind,
+        by_kind={str(kind): n for kind, n in Counter(p.kind for p in passages).items()},
         elements=len(toolkit.elements),
         seconds=time.perf_counter() - started,
         warnings=warnings,
