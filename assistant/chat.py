@@ -149,19 +149,13 @@ def resolve(
     if kind is None and carried and previous and (reading.follow_up or reading.direction):
         kind = previous.kind if previous.kind != "overview" else "explain"
     kind = kind or "explain"
-    if (
-        kind == "next_steps"
-        and not elements
-        and reading.direction is None
-        and reading.tier is None
-        and not profile
-    ):
-        kind = "explain"
     route = Route(kind=kind, elements=elements[:3])
     if kind != "next_steps":
         route.tier = reading.tier if reading.tier and not reading.tier_done else None
         return route
     element = route.element
+    if element is None and reading.tier is None and reading.direction in (None, "next"):
+        return route  # each element takes its own next tier from the profile
     done = profile.get(element) if element else None
     done = done or described
     done_reason = _profile_reason if element in profile else _described_reason
@@ -451,16 +445,26 @@ class Assistant:
         sections = []
         for element in elements:
             element_tier = tier
-            if not route.elements and element in profile:
+            if route.tier is None and element in profile:
                 element_tier = next_tier(profile[element])
             sections.append(
                 (element, element_tier, self._fitting_resources(question, element, element_tier))
             )
         reason = route.reason
-        if not route.elements:
-            reason = "No element named, so here is each element's tier to work on. " + reason
+        if route.tier is None:
+            reason = (
+                "No element named, so here is each element's next tier: the one after what your "
+                "profile marks complete, or The Essentials where it marks nothing."
+            )
+        tiers = {section[1] for section in sections}
         text, book = self.composer.next_steps(sections, reason=reason)
-        return reply_from(book, text, kind="next_steps", element=route.element, tier=tier)
+        return reply_from(
+            book,
+            text,
+            kind="next_steps",
+            element=route.element,
+            tier=tier if len(tiers) == 1 else None,
+        )
 
     def _fitting_resources(
         self, question: str, element: str, tier: str, limit: int = 3

@@ -46,7 +46,7 @@ def make_chat_model(settings: Settings) -> BaseChatModel | None:
                 from langchain_ollama import ChatOllama
             except ImportError as exc:
                 raise InvalidInput(
-                    "ASSISTANT_LLM=ollama:... needs `pip install langchain-ollama`."
+                    "ASSISTANT_LLM=ollama:... needs the llm extra: `.venv/bin/pip install -e '.[llm]'`."
                 ) from exc
             kwargs: dict[str, Any] = {"model": model, "temperature": 0}
             if settings.llm_base_url:
@@ -57,7 +57,7 @@ def make_chat_model(settings: Settings) -> BaseChatModel | None:
                 from langchain_openai import ChatOpenAI
             except ImportError as exc:
                 raise InvalidInput(
-                    "ASSISTANT_LLM=openai:... needs `pip install langchain-openai`."
+                    "ASSISTANT_LLM=openai:... needs the llm extra: `.venv/bin/pip install -e '.[llm]'`."
                 ) from exc
             return ChatOpenAI(
                 model=model,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel
@@ -780,7 +781,24 @@ def read_question(question: str) -> Reading:
     )
 
 
+@lru_cache(maxsize=1)
+def _cue_words() -> frozenset[str]:
+    words: set[str] = set()
+    for cues in (*DIRECTION_WORDS.values(), NEXT_CUES, EXPLAIN_CUES, OVERVIEW_CUES):
+        for cue in cues:
+            words.update(_words(cue.rstrip("*")))
+    return frozenset(words)
+
+
 def on_topic(question: str) -> bool:
-    """True when the question uses any of the toolkit's vocabulary."""
+    """True when the question uses the toolkit's vocabulary, or only question words.
+
+    "What should we do next?" has no subject of its own, so it is about the toolkit; "what should
+    we do about our kitchen?" is not.
+    """
+    from assistant.retrieval import tokens
+
     text = normalise(question)
-    return bool(DOMAIN.search(text) or find_elements(text) or find_tier(text)[0])
+    if DOMAIN.search(text) or find_elements(text) or find_tier(text)[0]:
+        return True
+    return not set(tokens(text)) - _cue_words()

@@ -141,6 +141,25 @@ def test_asking_again_after_the_profile_changed_follows_the_profile(bot) -> None
     assert again.tier == "progressing-further"
 
 
+def test_no_element_named_gives_each_element_its_next_tier(bot) -> None:  # type: ignore[no-untyped-def]
+    reply = bot.ask(
+        "What should we do next?",
+        profile={"equity": "essentials", "payment": "progressing-further"},
+    )
+    assert reply.kind == "next_steps" and reply.element is None
+    headings = [line for line in reply.text.splitlines() if line.startswith("### ")]
+    assert len(headings) == 7
+    assert "### Payment › Setting the Standard" in headings
+    assert "### Equity › Progressing Further" in headings
+    assert "### Quality › The Essentials" in headings
+    # payment STS 1, quality 3, integration 5, uptake 4, equity PF 3, workforce 1, caregivers 3
+    assert len([c for c in reply.citations if c.kind == "action_item"]) == 1 + 3 + 5 + 4 + 3 + 1 + 3
+
+
+def test_off_topic_next_steps_are_refused(bot) -> None:  # type: ignore[no-untyped-def]
+    assert bot.ask("What should we do first about our kitchen remodel?").kind == "out_of_scope"
+
+
 def test_follow_up_resources_keep_the_element(bot) -> None:  # type: ignore[no-untyped-def]
     reply = bot.ask("What resources go with that?", history=["What are the first steps on uptake?"])
     assert (reply.kind, reply.element) == ("resources", "uptake")
