@@ -29,6 +29,9 @@ def _load(model_path: str) -> Embeddings:
     offline_environment()
     # Heavy imports stay here so that parsing and the CLI's help start fast.
     from langchain_huggingface import HuggingFaceEmbeddings
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # a bar per load is noise in the CLI and logs
 
     try:
         return HuggingFaceEmbeddings(
