@@ -170,7 +170,7 @@ class Composer:
         for number, key in enumerate(ELEMENT_KEYS, start=1):
             summary = self.by_id.get(f"{key}.summary")
             if summary:
-                lines.append(f"{number}. **{self.name(key)}**: {summary.text} {book.cite(summary)}")
+                lines.append(f"{number}. {bold_lead(summary)} {book.cite(summary)}")
         return "\n".join(lines).strip(), book
 
     def tiers_overview(self, intro: Passage | None) -> tuple[str, CitationBook]:

@@ -330,7 +330,10 @@ class Assistant:
                 reading.elements = [hits[0].passage.element]
         if reading.kind == "resources" and reading.soft_resources:
             top = self.retriever.search(text, k=1)
-            if not top or top[0].passage.kind != "resource":
+            if not top or top[0].passage.kind not in (
+                "resource",
+                "appendix",
+            ):  # Appendix Two is a resource list
                 reading.kind = "explain"
         described = None
         basics = re.search(r"\b(basics?|essentials?)\b", text)

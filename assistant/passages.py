@@ -68,7 +68,9 @@ def _element_passages(element: Element) -> Iterator[Passage]:
             **extra,
         )
 
-    yield make(f"{key}.summary", "summary", element.summary or element.goal, name)
+    # The overview page shows each element as its name over its one-line summary.
+    summary = f"{name}: {element.summary or element.goal}"
+    yield make(f"{key}.summary", "summary", summary, name, lead=name)
     yield make(f"{key}.goal", "goal", element.goal, f"{name}{SEP}Goal")
     for n, paragraph in enumerate(element.rationale, start=1):
         yield make(f"{key}.rationale.{n}", "rationale", paragraph, f"{name}{SEP}Why it matters")

@@ -198,7 +198,13 @@ DIRECTION_WORDS: dict[str, tuple[str, ...]] = {
         "leaders",
         "lead the field",
         "leading",
-        "lead",
+        "to lead",
+        "we lead",
+        "lead on",
+        "lead in",
+        "lead the field",
+        "lead the way",
+        "leading edge",
         "ahead of the curve",
         "cutting-edge",
         "cutting edge",
@@ -347,6 +353,7 @@ RESOURCE_CUES = (
     "anything about",
     "do you have",
     "is there a",
+    "is there anything",
     "are there",
     "where can i",
     "where can we",
@@ -390,6 +397,7 @@ SOFT_RESOURCE_CUES = (
     "anything about",
     "do you have",
     "is there a",
+    "is there anything",
     "are there",
     "where can i",
     "where can we",
@@ -735,6 +743,8 @@ def read_question(question: str) -> Reading:
     text = normalise(question)
     asked = [part for part in re.split(r"(?<=[.!?])\s+", text) if part.endswith("?")]
     ask = " ".join(asked) if asked else text
+    if len(_words(ask)) < 4:  # "ideas?", "thoughts?": the rest of the text says what is asked
+        ask = text
     elements = find_elements(text)
     tier, tier_done = find_tier(text)
     direction = find_direction(text)
