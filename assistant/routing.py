@@ -339,7 +339,21 @@ OVERVIEW_CUES = (
     "come from",
     "cumulative",
 )
-RESOURCE_CUES = (
+# Cues that ask for resources only when the best passage is a resource row.
+SOFT_RESOURCE_CUES = (
+    "anything on",
+    "anything about",
+    "do you have",
+    "is there a",
+    "is there anything",
+    "are there",
+    "where can i",
+    "where can we",
+    "a toolkit",
+    "anything that",
+)
+# Cues that ask for resources whatever the best passage is.
+STRONG_RESOURCE_CUES = (
     "resource*",
     "tool",
     "tools",
@@ -349,18 +363,7 @@ RESOURCE_CUES = (
     "report*",
     "guidance on",
     "any guidance",
-    "anything on",
-    "anything about",
-    "do you have",
-    "is there a",
-    "is there anything",
-    "are there",
-    "where can i",
-    "where can we",
     "checklist*",
-    "a toolkit",
-    "anything that",
-    "any guidance",
     "program example",
     "example program*",
     "course*",
@@ -383,7 +386,6 @@ RESOURCE_CUES = (
     "case stud*",
     "examples of",
     "example of",
-    "program example",
     "documents",
     "publications",
     "articles",
@@ -391,19 +393,7 @@ RESOURCE_CUES = (
     "curriculum",
     "point me",
 )
-# Cues that ask for resources only when the best passage is a resource row.
-SOFT_RESOURCE_CUES = (
-    "anything on",
-    "anything about",
-    "do you have",
-    "is there a",
-    "is there anything",
-    "are there",
-    "where can i",
-    "where can we",
-    "a toolkit",
-    "anything that",
-)
+RESOURCE_CUES = STRONG_RESOURCE_CUES + SOFT_RESOURCE_CUES
 NEXT_CUES = (
     "what should we do",
     "what should i do",
@@ -770,8 +760,7 @@ def read_question(question: str) -> Reading:
         kind = "next_steps"
     elif any_cue(ask, EXPLAIN_CUES) or asks_fact:
         kind = "explain"
-    strong_cues = tuple(c for c in RESOURCE_CUES if c not in SOFT_RESOURCE_CUES)
-    soft = kind == "resources" and not any_cue(ask, strong_cues)
+    soft = kind == "resources" and not any_cue(ask, STRONG_RESOURCE_CUES)
     if soft and not any(
         re.search(rf"(^|[.?!;:,-] *){re.escape(c)}\b", text) for c in SOFT_RESOURCE_CUES
     ):
