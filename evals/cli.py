@@ -103,9 +103,9 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def diff_command(args: argparse.Namespace) -> int:
-    from evals.diff import diff_runs, format_diff, load_results
+    from evals.diff import RunResults, diff_runs, format_diff, load_results
 
-    old, new = load_results(args.old), load_results(args.new)
+    old, new = load_results(args.old, RunResults), load_results(args.new, RunResults)
     print(format_diff(diff_runs(old, new), old, new))
     return 0
 

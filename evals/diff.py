@@ -1,6 +1,7 @@
 """Compare two runs question by question.
 
-    old, new = load_results(Path("old.json")), load_results(Path("evals/reports/latest.json"))
+    old = load_results(Path("old.json"), RunResults)
+    new = load_results(Path("evals/reports/latest.json"), RunResults)
     print(format_diff(diff_runs(old, new), old, new))
 
 Only ids, failure reasons and pass counts are read, so runs written by older versions of the
@@ -10,6 +11,7 @@ harness still compare.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -39,6 +41,9 @@ class RunResults(BaseModel):
     systems: dict[str, _System]
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
 class Change(BaseModel):
     """One question whose result differs between two runs of one system."""
 
@@ -60,10 +65,10 @@ _CHANGES = {
 }
 
 
-def load_results(path: Path) -> RunResults:
-    """Read the JSON of a run (``latest.json``) for diffing."""
+def load_results(path: Path, model: type[M]) -> M:
+    """Read the JSON of a run (``latest.json``) as ``model``: ``RunResults`` is the part diff reads."""
     try:
-        return RunResults.model_validate_json(path.read_text("utf-8"))
+        return model.model_validate_json(path.read_text("utf-8"))
     except OSError as exc:
         raise InvalidInput(f"Cannot read {path}: {exc}. Pass the path of a run's JSON.") from exc
     except ValidationError as exc:

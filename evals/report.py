@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from assistant.errors import InvalidInput
+from evals.diff import load_results
 from evals.gate import describe, gate_failures
 from evals.harness import BASELINE, LABELS, OURS, EvalRun, SystemRun
 from evals.metrics import Group, Interval, Summary
@@ -334,11 +335,4 @@ def write_report(run: EvalRun, out_dir: Path, *, with_chart: bool = True) -> Rep
 
 def load_run(path: Path) -> EvalRun:
     """Read a ``latest.json`` written by ``write_report``."""
-    try:
-        return EvalRun.model_validate_json(path.read_text("utf-8"))
-    except OSError as exc:
-        raise InvalidInput(f"Cannot read {path}: {exc}. Pass the path of a run's JSON.") from exc
-    except ValueError as exc:
-        raise InvalidInput(
-            f"{path} is not a report written by `python -m evals run`: {str(exc)[:200]}"
-        ) from exc
+    return load_results(path, EvalRun)
