@@ -162,9 +162,10 @@ def resolve(
     follows = (
         carried
         and previous is not None
-        and previous.tier is not None
         and (reading.follow_up or previous.kind == "next_steps" and previous.element == element)
     )
+    before = previous.tier if follows and previous else None  # the earlier turn's tier
+    after_before = f"The tier after {TIER_NAMES[before]}, as you asked." if before else ""
     if reading.tier:
         route.tier = next_tier(reading.tier) if reading.tier_done else reading.tier
         route.reason = (
@@ -177,11 +178,8 @@ def resolve(
             "setting-the-standard",
             "You asked how to lead the field: this is the toolkit's highest tier.",
         )
-    elif (
-        reading.direction == "next" and reading.follow_up and follows and previous and previous.tier
-    ):
-        route.tier = next_tier(previous.tier)
-        route.reason = f"The tier after {TIER_NAMES[previous.tier]}, as you asked."
+    elif reading.direction == "next" and reading.follow_up and before:
+        route.tier, route.reason = next_tier(before), after_before
     elif reading.direction == "start":
         route.tier, route.reason = (
             "essentials",
@@ -190,23 +188,21 @@ def resolve(
     elif reading.direction == "next" and done:
         route.tier = next_tier(done)
         route.reason = done_reason(done, route.tier)
-    elif reading.direction == "next" and follows and previous and previous.tier:
-        route.tier = next_tier(previous.tier)
-        route.reason = f"The tier after {TIER_NAMES[previous.tier]}, as you asked."
+    elif reading.direction == "next" and before:
+        route.tier, route.reason = next_tier(before), after_before
     elif reading.direction == "next" and re.search(
         r"\bbasics?\b|\bessentials?\b|\bfoundation", text
     ):
         route.tier = "progressing-further"
         route.reason = "You said the basics are covered: the toolkit's next tier is for those that have the basics covered."
-    elif reading.direction is None and follows and previous and previous.tier:
-        route.tier = previous.tier
-        route.reason = f"The same tier as before, {TIER_NAMES[previous.tier]}."
+    elif reading.direction is None and before:
+        route.tier = before
+        route.reason = f"The same tier as before, {TIER_NAMES[before]}."
     elif reading.direction is None and done:
         route.tier = next_tier(done)
         route.reason = done_reason(done, route.tier)
     else:
         route.tier, route.known_tier = "essentials", False
-    if not route.known_tier:
         route.reason = (
             "Showing The Essentials, where every plan starts. To get the next tier, set your plan "
             'profile or say what is done (for example: "we\'ve done the essentials").'
