@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: run test setup index browser lint format bench evals clean
+.PHONY: run test setup index browser lint format bench evals fit clean
 
 run: setup index
 	$(BIN)/python app.py
@@ -24,9 +24,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Builds the index when it is missing or the corpus/model changed; otherwise a no-op.
+# Builds the index when it is missing or the corpus/model changed, and fits the query stage
+# when its example files changed; otherwise both are no-ops.
 index: setup
 	$(BIN)/python ingest.py
+	$(BIN)/python -m evals fit --if-stale --no-folds
 
 # Debian's Chromium for the browser tests (no browser can be downloaded here).
 browser:
@@ -50,6 +52,10 @@ bench: setup index
 
 evals: setup index
 	$(BIN)/python -m evals run
+
+# Refit the query stage and print the leave-one-writer-out table (about 3 minutes).
+fit: setup index
+	$(BIN)/python -m evals fit
 
 clean:
 	rm -rf $(VENV) .chroma .data

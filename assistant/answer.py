@@ -143,13 +143,32 @@ class Composer:
     ) -> tuple[str, CitationBook]:
         """Each passage quoted (or excerpted around the question's words) with its place."""
         book = CitationBook()
-        lines = [heading, ""]
-        for passage in passages:
+        chosen = list(passages)
+        toolkit = [p for p in chosen if p.kind != "document"]
+        lines = [heading, ""] if toolkit else []
+        for passage in toolkit:
             body = excerpt(passage.text.replace("\n", " "), question)
             lines.append(f"**{passage.title}**")
             lines.append(f"> {body} {book.cite(passage)}")
             lines.append("")
-        return "\n".join(lines).strip(), book
+        text = "\n".join(lines).strip()
+        documents = [p for p in chosen if p.kind == "document"]
+        return (self.documents(text, documents, question, book) if documents else text), book
+
+    def documents(
+        self, text: str, passages: Iterable[Passage], question: str, book: CitationBook
+    ) -> str:
+        """``text`` followed by a plan's own document passages, each under its file's name.
+
+        A plan's documents are never presented as the toolkit.
+        """
+        lines = [text, ""] if text else []
+        for passage in passages:
+            lines.append(f"**From your plan's documents: {passage.source}**")
+            body = excerpt(passage.text.replace("\n", " "), question)
+            lines.append(f"> {body} {book.cite(passage)}")
+            lines.append("")
+        return "\n".join(lines).strip()
 
     def listing(self, heading: str, passages: Iterable[Passage]) -> tuple[str, CitationBook]:
         """A bullet per passage, lead in bold: for resources and element lists."""

@@ -1,45 +1,33 @@
-"""The ``Assistant``: turns, follow-ups and the plan profile around retrieval and composition.
+"""The ``Assistant``: an orchestrator of plan → retrieve → compose.
 
 bot = Assistant.from_settings()
 reply = bot.ask("What should we do next on equity?",
                 history=["What are the first steps on equity?"],
                 profile={"equity": "essentials"})
+reply.plan          # the QueryPlan: kind, ranked elements, tier and why, focus, confidence
+reply.alternatives  # other fair readings when the best two are close
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel
+import numpy as np
 
 from assistant.answer import Composer, reply_from
-from assistant.config import ELEMENT_KEYS, TIER_KEYS, Settings
+from assistant.config import ELEMENT_KEYS, OVERVIEW_FILE, TIER_KEYS, TOOLKIT_FILE, Settings
 from assistant.errors import InvalidInput
-from assistant.retrieval import Filters, Hit, HybridRetriever
-from assistant.routing import (
-    PROGRESS,
-    Reading,
-    Speller,
-    normalise,
-    on_topic,
-    read_question,
-    refusal_reason,
-)
-from assistant.schema import Kind, Passage, Reply
+from assistant.query import QueryPlan, QueryStage, next_tier, refusal_plan
+from assistant.retrieval import Boost, Filters, Hit, HybridRetriever
+from assistant.schema import Passage, Reply
 from assistant.toolkit import TIER_NAMES, Toolkit
 
 PROFILE_VALUES = ("none", *TIER_KEYS)
-# A dense match farther than this (cosine distance) is no match at all for an off-topic
-# question; measured: toolkit questions score 0.35-0.70, unrelated ones 0.78-0.95.
-OFF_TOPIC_DISTANCE = 0.74
-# A question that names no element takes the element of its nearest passage if this close.
-ELEMENT_GUESS_DISTANCE = 0.70
-# An account of past work counts as matching an action item if this close.
-DESCRIBED_DISTANCE = 0.55
-ELEMENT_KINDS = ("action_item", "goal", "summary", "rationale", "resource", "footnote")
+TOOLKIT_SOURCES = (TOOLKIT_FILE, OVERVIEW_FILE)
 SUGGESTED_START = (
     "We're new to this. What are The Essentials for family caregiver support?",
     "We've got the basics covered on equity. What should we do next?",
@@ -51,36 +39,27 @@ _REFUSALS = {
         "The Develop a Plan toolkit is about a health plan's palliative care strategy; it does not "
         "give clinical, medication or dosing advice. Please ask a clinician."
     ),
-    "instructions": (
+    "injection": (
         "I answer only from the Develop a Plan toolkit, and I can't change or reveal how I work."
     ),
-    "other_program": (
-        "The Develop a Plan toolkit draws on California's experience and does not cover other "
-        "states' or countries' programs or rules."
+    "member": (
+        "Please don't type a member's personal details here. The toolkit is about a plan's "
+        "strategy; it cannot make a decision about one member."
     ),
-    "uncovered": "The Develop a Plan toolkit does not cover that topic.",
-    "off_topic": "The Develop a Plan toolkit does not cover that.",
+    "member_decision": (
+        "The Develop a Plan toolkit is about a plan's palliative care strategy; it cannot make a "
+        "decision about one member. Please follow your plan's clinical and care-management process."
+    ),
+    "write_new": (
+        "I only quote the Develop a Plan toolkit; I don't write new documents, messages or "
+        "contract language."
+    ),
+    "small_talk": "I'm Plan Guide: I answer questions about the Develop a Plan toolkit.",
+    "not_covered": "The Develop a Plan toolkit does not cover that topic.",
+    "other_language": "Plan Guide reads questions in English only. Please ask in English.",
 }
-
-
-class Route(BaseModel):
-    """Where a question leads once history and profile are applied."""
-
-    kind: Kind
-    elements: list[str] = []
-    tier: str | None = None
-    reason: str = ""
-    refusal: str | None = None
-    known_tier: bool = True
-
-    @property
-    def element(self) -> str | None:
-        return self.elements[0] if self.elements else None
-
-
-def next_tier(tier: str) -> str:
-    index = TIER_KEYS.index(tier)
-    return TIER_KEYS[min(index + 1, len(TIER_KEYS) - 1)]
+# Replays of recent turns, keyed by the turns and the profile: a session re-sends its history.
+_PLAN_CACHE_SIZE = 2048
 
 
 def clean_question(question: str, limit: int) -> tuple[str, list[str]]:
@@ -98,6 +77,11 @@ def clean_question(question: str, limit: int) -> tuple[str, list[str]]:
 
 def check_profile(profile: Mapping[str, str] | None) -> dict[str, str]:
     """Normalised profile; ``InvalidInput`` names the bad key or value and the valid ones."""
+    if profile is not None and not isinstance(profile, Mapping):
+        raise InvalidInput(
+            f"The profile must map element -> tier, got {type(profile).__name__}. "
+            'Example: {"equity": "essentials"}.'
+        )
     out: dict[str, str] = {}
     for raw_key, raw_value in (profile or {}).items():
         key = str(raw_key).strip().lower().replace(" ", "-").replace("_", "-")
@@ -116,149 +100,62 @@ def check_profile(profile: Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
-def resolve(
-    reading: Reading,
-    text: str,
-    previous: Route | None,
-    profile: Mapping[str, str],
-    *,
-    described: str | None = None,
-) -> Route:
-    """Combine one question's reading with the earlier turn and the profile.
-
-    ``described`` is the tier the question's own account of past work points to ("we already
-    offer palliative care in every line of business"); the profile outranks it.
-    """
-    if reading.refusal:
-        return Route(kind="out_of_scope", refusal=reading.refusal)
-    elements = list(reading.elements)
-    carried = previous is not None and previous.kind != "out_of_scope"
-    if (
-        not elements
-        and carried
-        and previous
-        and previous.elements
-        and (
-            reading.follow_up
-            or reading.kind in (None, "resources", "next_steps")
-            and (reading.direction or reading.follow_up or reading.kind == "resources")
-        )
-    ):
-        elements = list(previous.elements)
-    kind = reading.kind
-    if kind is None and carried and previous and (reading.follow_up or reading.direction):
-        kind = previous.kind if previous.kind != "overview" else "explain"
-    kind = kind or "explain"
-    route = Route(kind=kind, elements=elements[:3])
-    if kind != "next_steps":
-        route.tier = reading.tier if reading.tier and not reading.tier_done else None
-        return route
-    element = route.element
-    if element is None and reading.tier is None and reading.direction in (None, "next"):
-        return route  # each element takes its own next tier from the profile
-    done = profile.get(element) if element else None
-    done = done or described
-    done_reason = _profile_reason if element in profile else _described_reason
-    follows = (
-        carried
-        and previous is not None
-        and (reading.follow_up or previous.kind == "next_steps" and previous.element == element)
-    )
-    before = previous.tier if follows and previous else None  # the earlier turn's tier
-    after_before = f"The tier after {TIER_NAMES[before]}, as you asked." if before else ""
-    if reading.tier:
-        route.tier = next_tier(reading.tier) if reading.tier_done else reading.tier
-        route.reason = (
-            f"You said {TIER_NAMES[reading.tier]} is done, so this is the next tier."
-            if reading.tier_done and reading.tier != route.tier
-            else f"You asked about {TIER_NAMES[route.tier]}."
-        )
-    elif reading.direction == "top":
-        route.tier, route.reason = (
-            "setting-the-standard",
-            "You asked how to lead the field: this is the toolkit's highest tier.",
-        )
-    elif reading.direction == "next" and reading.follow_up and before:
-        route.tier, route.reason = next_tier(before), after_before
-    elif reading.direction == "start":
-        route.tier, route.reason = (
-            "essentials",
-            "You are starting out: these are the actions to do first.",
-        )
-    elif reading.direction == "next" and done:
-        route.tier = next_tier(done)
-        route.reason = done_reason(done, route.tier)
-    elif reading.direction == "next" and before:
-        route.tier, route.reason = next_tier(before), after_before
-    elif reading.direction == "next" and re.search(
-        r"\bbasics?\b|\bessentials?\b|\bfoundation", text
-    ):
-        route.tier = "progressing-further"
-        route.reason = "You said the basics are covered: the toolkit's next tier is for those that have the basics covered."
-    elif reading.direction is None and before:
-        route.tier = before
-        route.reason = f"The same tier as before, {TIER_NAMES[before]}."
-    elif reading.direction is None and done:
-        route.tier = next_tier(done)
-        route.reason = done_reason(done, route.tier)
-    else:
-        route.tier, route.known_tier = "essentials", False
-        route.reason = (
-            "Showing The Essentials, where every plan starts. To get the next tier, set your plan "
-            'profile or say what is done (for example: "we\'ve done the essentials").'
-        )
-    return route
-
-
-def _model_words(settings: Settings) -> set[str]:
-    """Whole English words in the embedding model's word-piece vocabulary: never "corrected"."""
-    vocab = settings.resolved_model_path / "vocab.txt"
-    try:
-        return {w for w in vocab.read_text("utf-8").split() if w.isalpha() and len(w) >= 5}
-    except OSError:
-        return set()
-
-
-def _described_reason(done: str, tier: str) -> str:
-    if done == tier:
-        return "What you describe is already at the toolkit's highest tier, shown again."
-    return f"What you describe matches {TIER_NAMES[done]}, so these are the next actions."
-
-
-def _profile_reason(done: str, tier: str) -> str:
-    if done == tier:
-        return f"Your profile marks {TIER_NAMES[done]} as complete: it is the toolkit's highest tier, shown again."
-    return f"Your profile marks {TIER_NAMES[done]} as complete, so these are the next actions."
-
-
 class Assistant:
     """Answers questions about the toolkit from the index, with citations."""
 
-    def __init__(self, *, settings: Settings, retriever: HybridRetriever, llm: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        retriever: HybridRetriever,
+        query: QueryStage,
+        llm: Any = None,
+    ) -> None:
         self.settings = settings
         self.retriever = retriever
+        self.query = query
         self.llm = llm
         passages = retriever.passages
         names = {p.element: p.title for p in passages if p.kind == "summary" and p.element}
         self.composer = Composer(passages=passages, element_names=names)
-        self.speller = Speller.from_texts(
-            [f"{p.title} {p.text}" for p in passages], known=_model_words(settings)
-        )
         self._toolkit: Any = None
+        self._plans: OrderedDict[tuple[Any, ...], QueryPlan] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Assistant:
-        """Open the existing index; ``IndexMissing`` says how to build one if there is none."""
+        """Open the index and the fitted query model; errors say how to build what is missing."""
+        from assistant.classifier import Featurizer, Heads
         from assistant.embeddings import make_embeddings
+        from assistant.guards import Rules
         from assistant.llm import make_chat_model
         from assistant.store import Store, connect
 
         settings = settings or Settings()
         client = connect(settings, create=False)  # fails fast, before the model loads
+        heads = Heads.load(settings.resolved_query_model)
         embeddings = make_embeddings(settings)
         store = Store(client=client, settings=settings, embeddings=embeddings)
         retriever = HybridRetriever(store=store, passages=store.passages(), k=settings.k)
-        return cls(settings=settings, retriever=retriever, llm=make_chat_model(settings))
+        toolkit_passages, vectors = store.passages_with_vectors(sources=TOOLKIT_SOURCES)
+
+        def embed(texts: list[str]) -> np.ndarray:
+            return np.asarray(embeddings.embed_documents(texts), dtype=np.float32)
+
+        query = QueryStage(
+            heads=heads,
+            featurizer=Featurizer(toolkit_passages, vectors),
+            rules=Rules.load(),
+            embed=embed,
+            vector=lambda text: np.asarray(store.embed_query(text), dtype=np.float32),
+        )
+        return cls(
+            settings=settings, retriever=retriever, query=query, llm=make_chat_model(settings)
+        )
+
+    def use_heads(self, heads: Any) -> None:
+        """Swap the fitted heads (leave-one-writer-out refits them per writer)."""
+        self.query.heads = heads
+        self._plans.clear()
 
     # -- helpers the UI and evals use ---------------------------------------------------------------
     @property
@@ -280,80 +177,51 @@ class Assistant:
     def passage(self, pid: str) -> Passage:
         return self.composer.get(pid)
 
-    def route(
+    def vector(self, text: str) -> np.ndarray:
+        """The question's one embedding, shared by the query stage and every search of the turn."""
+        return np.asarray(self.retriever.store.embed_query(text), dtype=np.float32)
+
+    # -- the query stage --------------------------------------------------------------------------------
+    def plan(
         self,
         question: str,
         *,
         history: Sequence[str] = (),
         profile: Mapping[str, str] | None = None,
-    ) -> Route:
-        """Replay the earlier turns, then route ``question``."""
+        previous: QueryPlan | None = None,
+    ) -> QueryPlan:
+        """The ``QueryPlan`` of ``question``, after the earlier turns (or ``previous``)."""
         clean_profile = check_profile(profile)
-        previous: Route | None = None
-        for turn in history:
-            text, _ = clean_question(turn, self.settings.max_question_chars)
-            if text:
-                previous = self._route_turn(text, previous, clean_profile)
         text, _ = clean_question(question, self.settings.max_question_chars)
-        return self._route_turn(text, previous, clean_profile)
+        if previous is None:
+            previous = self._replay(history, clean_profile)
+        if not text:
+            return refusal_plan("empty")
+        return self.query.plan(text, self.vector(text), previous=previous, profile=clean_profile)
 
-    def _route_turn(
-        self, question: str, previous: Route | None, profile: Mapping[str, str]
-    ) -> Route:
-        """One turn: read the words, let the index settle what words leave open, resolve."""
-        text = self.speller.correct(question)
-        reading = read_question(text)
-        original = refusal_reason(normalise(question))
-        if original and not reading.refusal:
-            reading.refusal, reading.kind = original, "out_of_scope"
-        inherits = (
-            previous is not None
-            and bool(previous.elements)
-            and (reading.follow_up or reading.direction is not None)
-        )
-        if (
-            not reading.elements
-            and not inherits
-            and reading.kind in ("next_steps", "resources", None)
-        ):
-            kinds = ("resource",) if reading.kind == "resources" else ELEMENT_KINDS
-            hits = self.retriever.search(text, k=3, filters=Filters(kinds=kinds))
-            if (
-                hits
-                and hits[0].passage.element
-                and (hits[0].distance or 1.0) <= ELEMENT_GUESS_DISTANCE
-            ):
-                reading.elements = [hits[0].passage.element]
-        if reading.kind == "resources" and reading.soft_resources:
-            top = self.retriever.search(text, k=1)
-            if not top or top[0].passage.kind not in (
-                "resource",
-                "appendix",
-            ):  # Appendix Two is a resource list
-                reading.kind = "explain"
-        described = None
-        basics = re.search(r"\b(basics?|essentials?)\b", text)
-        if reading.describes_progress and reading.elements and reading.tier is None and not basics:
-            described = self._described_tier(text, reading.elements[0])
-        return resolve(reading, normalise(text), previous, profile, described=described)
+    def _replay(self, history: Sequence[str], profile: Mapping[str, str]) -> QueryPlan | None:
+        """The last plan of the conversation, from its most recent turns only (bounded work)."""
+        turns = [t for t in history if isinstance(t, str)][-self.settings.max_history_turns :]
+        previous: QueryPlan | None = None
+        key: tuple[Any, ...] = (tuple(sorted(profile.items())),)
+        for turn in turns:
+            text, _ = clean_question(turn, self.settings.max_question_chars)
+            if not text:
+                continue
+            key = (*key, text)
+            cached = self._plans.get(key)
+            if cached is None:
+                cached = self.query.plan(
+                    text, self.vector(text), previous=previous, profile=profile
+                )
+                self._plans[key] = cached
+                while len(self._plans) > _PLAN_CACHE_SIZE:
+                    self._plans.popitem(last=False)
+            previous = cached
+        return previous
 
-    def _described_tier(self, text: str, element: str) -> str | None:
-        """The tier of the action item that the question's account of past work matches.
-
-        When the two best items are nearly tied, the lower tier wins: better to repeat an item
-        than to skip one.
-        """
-        account = " ".join(s for s in re.split(r"(?<=[.!?])\s+", text) if PROGRESS.search(s))
-        hits = self.retriever.search(
-            account or text, k=2, filters=Filters(element=element, kinds=("action_item",))
-        )
-        hits = [h for h in hits if h.distance is not None and h.distance <= DESCRIBED_DISTANCE]
-        if not hits:
-            return None
-        close = [h for h in hits if h.score >= 0.9 * hits[0].score]
-        return min(
-            (h.passage.tier for h in close if h.passage.tier), key=TIER_KEYS.index, default=None
-        )
+    # Compatibility with earlier callers: ``route`` is the plan.
+    route = plan
 
     def retrieve(
         self,
@@ -363,11 +231,12 @@ class Assistant:
         profile: Mapping[str, str] | None = None,
         k: int = 5,
     ) -> list[Passage]:
-        """The ranked passages the routed question retrieves (for recall@k)."""
-        route = self.route(question, history=history, profile=profile)
-        if route.kind == "next_steps" and route.element and route.tier:
-            return self.composer.items(route.element, route.tier)[:k]
-        return [hit.passage for hit in self._search(question, route, k=k)]
+        """The ranked passages the planned question retrieves (for recall@k)."""
+        plan = self.plan(question, history=history, profile=profile)
+        if plan.kind == "next_steps" and plan.element and plan.tier:
+            return self.composer.items(plan.element, plan.tier)[:k]
+        text, _ = clean_question(question, self.settings.max_question_chars)
+        return [hit.passage for hit in self._search(text, plan, k=k)]
 
     # -- the one public question ------------------------------------------------------------------
     def ask(
@@ -376,94 +245,117 @@ class Assistant:
         *,
         history: Sequence[str] | None = None,
         profile: Mapping[str, str] | None = None,
+        previous: QueryPlan | None = None,
     ) -> Reply:
         """Answer ``question``; earlier user turns (oldest first) and the profile set context.
 
-        Raises ``InvalidInput`` for an unknown profile element or tier.
+        Args:
+            question: the user's words.
+            history: earlier user turns, oldest first; only the last few are read.
+            profile: element -> highest tier completed ("none" allowed).
+            previous: the last turn's ``reply.plan``, instead of replaying ``history``.
+
+        Raises ``InvalidInput`` for a question that is not text or an unknown profile value.
         """
+        if not isinstance(question, str):
+            raise InvalidInput(
+                f"The question must be text, got {type(question).__name__}. Type a question."
+            )
+        if history is not None and (isinstance(history, str) or not isinstance(history, Sequence)):
+            raise InvalidInput("history must be a list of earlier questions (text), oldest first.")
         text, notes = clean_question(question, self.settings.max_question_chars)
-        history = [h for h in (history or []) if isinstance(h, str)]
-        route = (
-            self.route(text, history=history, profile=profile)
-            if text
-            else Route(kind="out_of_scope", refusal="empty")
+        clean_profile = check_profile(profile)
+        plan = self.plan(
+            text, history=list(history or []), profile=clean_profile, previous=previous
         )
-        reply = self._compose(text, route, check_profile(profile))
+        reply = self._compose(text, plan, clean_profile)
         reply.notes = notes + reply.notes
         if self.llm is not None and reply.kind != "out_of_scope":
             from assistant.llm import synthesize
 
             reply = synthesize(self.llm, text, reply, timeout=self.settings.llm_timeout)
-        reply.suggestions = self._suggestions(route)
+        reply.plan = plan
+        reply.alternatives = list(plan.alternatives) if reply.kind != "out_of_scope" else []
+        reply.suggestions = self._suggestions(plan)
         return reply
 
     # -- composing ------------------------------------------------------------------------------------
     def _search(
-        self, question: str, route: Route, *, k: int, kinds: tuple[str, ...] | None = None
+        self, question: str, plan: QueryPlan, *, k: int, kinds: tuple[str, ...] | None = None
     ) -> list[Hit]:
-        filters = Filters(element=route.element, kinds=kinds)
-        hits = self.retriever.search(question, k=k, filters=filters)
-        if route.element and len(hits) < 2:
-            hits = self.retriever.search(question, k=k, filters=Filters(kinds=kinds))
-        return hits
+        """Hybrid search with the plan's elements and tier as boosts, not filters."""
+        boost = Boost(elements={e.element: e.score for e in plan.elements}, tier=plan.tier)
+        query = plan.question or question  # a follow-up searches with the earlier turn's words
+        return self.retriever.search(
+            query,
+            k=k,
+            filters=Filters(kinds=kinds),
+            vector=self.vector(query).tolist(),
+            boost=boost,
+        )
 
-    def _off_topic(self, question: str, route: Route) -> bool:
-        """No element, none of the toolkit's words, and no passage near: not the toolkit's subject."""
-        if route.elements or route.kind in ("out_of_scope", "overview") or on_topic(question):
-            return False
-        nearest = self.retriever.store.dense(question, k=1)
-        return not nearest or nearest[0][1] > OFF_TOPIC_DISTANCE
-
-    def _compose(self, question: str, route: Route, profile: Mapping[str, str]) -> Reply:
-        if self._off_topic(question, route):
-            return self._refuse("off_topic")
-        match route.kind:
+    def _compose(self, question: str, plan: QueryPlan, profile: Mapping[str, str]) -> Reply:
+        match plan.kind:
             case "out_of_scope":
-                return self._refuse(route.refusal or "off_topic")
+                return self._refuse(plan)
             case "next_steps":
-                return self._next_steps(question, route, profile)
+                return self._next_steps(question, plan, profile)
             case "resources":
-                return self._resources(question, route)
+                return self._resources(question, plan)
             case "overview":
-                return self._overview(question, route)
+                return self._overview(question)
             case _:
-                return self._explain(question, route)
+                return self._explain(question, plan)
 
-    def _refuse(self, reason: str) -> Reply:
-        lines = [
-            _REFUSALS.get(reason, _REFUSALS["off_topic"]),
-            "",
-            "Questions I can answer from the toolkit:",
-        ]
+    def _refuse(self, plan: QueryPlan) -> Reply:
+        reason = plan.refusal or "not_covered"
+        first = _REFUSALS.get(reason, _REFUSALS["not_covered"])
+        if reason == "other_language":
+            translated = self.query.rules.language_replies.get(plan.language or "")
+            first = f"{translated}\n\n{first}" if translated else first
+            return Reply(kind="out_of_scope", text=first)
+        lines = [first, "", "Questions I can answer from the toolkit:"]
         lines += [f"- {q}" for q in SUGGESTED_START]
         return Reply(kind="out_of_scope", text="\n".join(lines))
 
-    def _next_steps(self, question: str, route: Route, profile: Mapping[str, str]) -> Reply:
-        tier = route.tier or "essentials"
-        elements = route.elements or list(ELEMENT_KEYS)
+    def _next_steps(self, question: str, plan: QueryPlan, profile: Mapping[str, str]) -> Reply:
+        tier = plan.tier or "essentials"
+        elements = plan.element_keys[:1] or list(ELEMENT_KEYS)
         sections = []
         for element in elements:
             element_tier = tier
-            if route.tier is None and element in profile:
-                element_tier = next_tier(profile[element])
+            if plan.tier is None:
+                element_tier = next_tier(profile[element]) if element in profile else "essentials"
             sections.append(
-                (element, element_tier, self._fitting_resources(question, element, element_tier))
+                (
+                    element,
+                    element_tier,
+                    self._fitting_resources(plan.question or question, element, element_tier),
+                )
             )
-        reason = route.reason
-        if route.tier is None:
+        reason = plan.tier_reason
+        if plan.tier is None:
             reason = (
                 "No element named, so here is each element's next tier: the one after what your "
                 "profile marks complete, or The Essentials where it marks nothing."
             )
         tiers = {section[1] for section in sections}
         text, book = self.composer.next_steps(sections, reason=reason)
+        documents = self._documents(question, plan)
+        if documents:
+            text = self.composer.documents(text, documents, question, book)
         return reply_from(
             book,
             text,
             kind="next_steps",
-            element=route.element,
+            element=plan.element,
             tier=tier if len(tiers) == 1 else None,
         )
+
+    def _documents(self, question: str, plan: QueryPlan) -> list[Passage]:
+        """A plan's own document passages that rank among the question's best hits."""
+        hits = self._search(question, plan, k=4)
+        return [h.passage for h in hits if h.passage.kind == "document"][:2]
 
     def _fitting_resources(
         self, question: str, element: str, tier: str, limit: int = 3
@@ -475,91 +367,90 @@ class Assistant:
         )
         return [hit.passage for hit in hits]
 
-    def _resources(self, question: str, route: Route) -> Reply:
-        appendix = bool(
-            re.search(
-                r"without (a|an existing)|no (existing )?(palliative care )?program|start(ing)? a (new )?(palliative care )?program|new program|from scratch|basics of starting|appendix",
-                normalise(question),
-            )
-        )
-        if appendix and not route.elements:
+    def _resources(self, question: str, plan: QueryPlan) -> Reply:
+        hits = self._search(question, plan, k=8, kinds=("resource",))
+        if hits and hits[0].passage.id.startswith("appendix.") and not plan.element:
             passages = [
                 p for p in self.composer.by_id.values() if p.id.startswith("appendix.resource.")
             ]
             heading = "For plans without a palliative care program, Appendix Two lists:"
+        elif plan.element:
+            passages = [h.passage for h in hits if h.passage.element == plan.element][:6]
+            passages = passages or [h.passage for h in hits[:4]]
+            heading = f"Resources from the toolkit for {self.composer.name(plan.element)}, best match first:"
         else:
-            hits = self._search(question, route, k=6 if route.element else 4, kinds=("resource",))
-            if route.element:
-                passages = [h.passage for h in hits]
-            else:
-                best = hits[0].score if hits else 0.0
-                passages = [h.passage for h in hits if h.score >= 0.6 * best][:4]
-            where = f" for {self.composer.name(route.element)}" if route.element else ""
-            heading = f"Resources from the toolkit{where}, best match first:"
+            best = hits[0].score if hits else 0.0
+            passages = [h.passage for h in hits if h.score >= 0.6 * best][:4]
+            heading = "Resources from the toolkit, best match first:"
         if not passages:
-            return self._refuse("off_topic")
+            return self._refuse(refusal_plan("not_covered"))
         text, book = self.composer.listing(heading, passages)
-        return reply_from(book, text, kind="resources", element=route.element, tier=route.tier)
+        return reply_from(book, text, kind="resources", element=plan.element, tier=plan.tier)
 
-    def _overview(self, question: str, route: Route) -> Reply:
-        text = normalise(question)
+    def _overview(self, question: str) -> Reply:
+        text = question.lower()
         intro = self.composer.by_id.get("intro.develop-a-plan.1")
         craft = self.composer.by_id.get("intro.craft-the-strategy.1")
+        # "tier" and "element" are the toolkit's own closed vocabulary for its structure.
         if re.search(r"\btiers?\b|\blevels?\b|cumulative", text):
             body, book = self.composer.tiers_overview(craft)
         elif re.search(r"\belements?\b", text):
             body, book = self.composer.elements_overview(intro)
         else:
             chosen = [p for p in self.composer.by_id.values() if p.kind == "intro"]
-            if re.search(
-                r"contact|who (developed|made|wrote|funded|supported)|reach|email|website", text
-            ):
-                chosen.append(self.composer.get("contact"))
-            if re.search(
-                r"appendix|without (a|an|any)|no (existing )?(palliative care )?program|don't have (a|any)",
-                text,
-            ):
-                chosen += [p for p in self.composer.by_id.values() if p.kind == "appendix"]
+            extra = self.retriever.search(
+                question,
+                k=2,
+                filters=Filters(kinds=("contact", "appendix")),
+                vector=self.vector(question).tolist(),
+            )
+            chosen += [h.passage for h in extra if (h.distance or 1.0) < 0.6]
             body, book = self.composer.quotes("From the toolkit:", chosen, question)
         return reply_from(book, body, kind="overview")
 
-    def _explain(self, question: str, route: Route) -> Reply:
-        hits = self._search(question, route, k=3)
+    def _explain(self, question: str, plan: QueryPlan) -> Reply:
+        hits = self._search(question, plan, k=3)
         if not hits:
-            return self._refuse("off_topic")
+            return self._refuse(refusal_plan("not_covered"))
         chosen = hits
-        if re.match(r"\s*why\b", normalise(question)):
+        if re.match(r"\s*why\b", question.lower()):
             # "Why" is answered by the element's reasoning before its action items.
-            reasons = self._search(question, route, k=2, kinds=("rationale", "goal"))
+            reasons = self._search(question, plan, k=2, kinds=("rationale", "goal"))
             seen = {r.passage.id for r in reasons}
             chosen = reasons + [h for h in hits if h.passage.id not in seen][:1]
         text, book = self.composer.quotes(
             "From the toolkit:", [h.passage for h in chosen[:3]], question
         )
         top = chosen[0].passage
+        # The tier of an explanation is the tier of the action item it quotes first, if any.
+        item = next((h.passage for h in chosen[:3] if h.passage.kind == "action_item"), None)
         return reply_from(
             book,
             text,
             kind="explain",
-            element=route.element or top.element,
-            tier=route.tier or top.tier,
+            element=plan.element or top.element,
+            tier=item.tier if item else top.tier,
         )
 
-    def _suggestions(self, route: Route) -> list[str]:
-        element = route.element
+    def _suggestions(self, plan: QueryPlan) -> list[str]:
+        element = plan.element
         name = self.composer.name(element) if element else None
         out: list[str] = []
-        if route.kind == "next_steps" and element:
+        if plan.kind == "next_steps" and element:
             out.append("What resources go with this?")
-            if route.tier and route.tier != "setting-the-standard":
-                out.append(f"What comes after {TIER_NAMES[route.tier]}?")
+            if plan.tier and plan.tier != "setting-the-standard":
+                out.append(f"What comes after {TIER_NAMES[plan.tier]}?")
             other = ELEMENT_KEYS[(ELEMENT_KEYS.index(element) + 1) % len(ELEMENT_KEYS)]
             out.append(f"What about {self.composer.name(other).lower()}?")
-        elif route.kind in ("explain", "resources") and name:
+        elif plan.kind in ("explain", "resources") and name:
             out.append(f"What should we do first on {name.lower()}?")
             out.append(f"We've done the essentials on {name.lower()}. What's next?")
-        elif route.kind == "overview":
+        elif plan.kind == "overview":
             out += ["What are the three tiers?", SUGGESTED_START[0]]
         else:
             out += list(SUGGESTED_START[:2])
         return out[:3]
+
+
+# Earlier name of the plan, kept for callers that import it.
+Route = QueryPlan

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     llm_timeout: float = 30.0
     k: int = Field(default=8, ge=1, le=50)
     max_question_chars: int = Field(default=2000, ge=50)
+    max_history_turns: int = Field(default=4, ge=0, le=50, description="earlier turns read")
+    query_model: Path | None = Field(
+        default=None, description="unset = data_dir/query-model.joblib"
+    )
+    examples_dir: Path = Field(default=Path("evals/writers"), description="labelled questions")
     data_dir: Path = Path(".data")
     feedback_db: Path | None = None
     host: str = "127.0.0.1"
@@ -67,6 +72,10 @@ class Settings(BaseSettings):
     @property
     def resolved_model_path(self) -> Path:
         return self.model_path or packaged_model_path()
+
+    @property
+    def resolved_query_model(self) -> Path:
+        return self.query_model or self.data_dir / "query-model.joblib"
 
     @property
     def resolved_feedback_db(self) -> Path:

@@ -1,6 +1,7 @@
 """Hybrid retrieval: dense (Chroma, raw cosine distance) plus BM25 (bm25s), fused by RRF.
 
-Routing decisions arrive as a ``Filters`` value and become metadata filters on both sides.
+Hard restrictions (passage kinds) arrive as ``Filters``; the query plan's element and tier arrive
+as a ``Boost``, which ranks matching passages higher without hiding the others.
 
     retriever = HybridRetriever(store=store, passages=store.passages())
     hits = retriever.search("respite benefit", k=5)
@@ -21,6 +22,10 @@ from assistant.schema import Passage
 from assistant.store import Store
 
 RRF_K = 60
+# Boosts on the fused RRF scale (1/61 is a first place in one list): a sure element is worth
+# about as much as ranking first in one of the two lists.
+ELEMENT_BONUS = 1 / (RRF_K + 1)
+TIER_BONUS = 0.25 / (RRF_K + 1)
 _TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _STOP = frozenset(
     [
@@ -101,7 +106,7 @@ def tokens(text: str) -> list[str]:
 
 
 class Filters(BaseModel):
-    """Metadata restrictions that routing puts on a search."""
+    """Hard metadata restrictions on a search (the kinds of passage an answer may use)."""
 
     element: str | None = None
     tier: str | None = None
@@ -126,6 +131,23 @@ class Filters(BaseModel):
         if not clauses:
             return None
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+class Boost(BaseModel):
+    """Soft preferences from the query plan: a matching passage ranks higher, nothing is hidden.
+
+    A plan's own documents (no element) and other elements' passages still win when they fit
+    the question best.
+    """
+
+    elements: dict[str, float] = {}
+    tier: str | None = None
+
+    def bonus(self, passage: Passage) -> float:
+        score = self.elements.get(passage.element or "", 0.0) * ELEMENT_BONUS
+        if self.tier and passage.tier == self.tier:
+            score += TIER_BONUS
+        return score
 
 
 class Hit(BaseModel):
@@ -185,8 +207,9 @@ class HybridRetriever(BaseRetriever):
         k: int | None = None,
         filters: Filters | None = None,
         vector: list[float] | None = None,
+        boost: Boost | None = None,
     ) -> list[Hit]:
-        """The ``k`` best passages for ``query`` under ``filters``, fused by RRF."""
+        """The ``k`` best passages for ``query`` under ``filters``, fused by RRF, then boosted."""
         filters = filters or self.filters
         k = k or self.k
         dense = self.store.dense(query, k=self.depth, where=filters.where(), vector=vector)
@@ -206,6 +229,9 @@ class HybridRetriever(BaseRetriever):
             hit.score += 1 / (RRF_K + rank)
             hit.lexical_rank = rank
             fused[pid] = hit
+        if boost is not None:
+            for hit in fused.values():
+                hit.score += boost.bonus(hit.passage)
         return sorted(fused.values(), key=lambda h: -h.score)[:k]
 
     def _get_relevant_documents(

@@ -6,9 +6,12 @@ reply.model_dump()  # {"kind": "next_steps", "element": "equity", ...}
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from assistant.query import QueryPlan
 
 Kind = Literal["next_steps", "explain", "resources", "overview", "out_of_scope"]
 KINDS: tuple[str, ...] = ("next_steps", "explain", "resources", "overview", "out_of_scope")
@@ -60,6 +63,15 @@ class Citation(BaseModel):
     source: str
 
 
+class Alternative(BaseModel):
+    """Another fair reading of a question, offered as a one-click question."""
+
+    kind: Kind
+    element: str | None = None
+    label: str = Field(description="e.g. 'resources for Workforce Capacity'")
+    question: str = Field(description="the question to ask for this reading")
+
+
 class Reply(BaseModel):
     """The assistant's answer: markdown with ``[n]`` markers, and the passages they cite."""
 
@@ -70,3 +82,7 @@ class Reply(BaseModel):
     citations: list[Citation] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list, description="fallbacks, truncation, etc.")
     suggestions: list[str] = Field(default_factory=list, description="follow-up questions")
+    alternatives: list[Alternative] = Field(
+        default_factory=list, description="other readings when the best two were close"
+    )
+    plan: QueryPlan | None = Field(default=None, description="how the question was read")

@@ -161,13 +161,32 @@ class Store:
 
     def passages(self) -> list[Passage]:
         """Every passage in the active collection, in document order."""
+        return [passage for passage, _ in self._read(["metadatas"])]
+
+    def passages_with_vectors(self, *, sources: Sequence[str]) -> tuple[list[Passage], Any]:
+        """The passages of ``sources`` and their stored embeddings (a float32 matrix), in order."""
+        import numpy as np
+
+        pairs = self._read(["metadatas", "embeddings"], where={"source": {"$in": list(sources)}})
+        vectors = np.asarray([vector for _, vector in pairs], dtype=np.float32)
+        return [passage for passage, _ in pairs], vectors
+
+    def _read(
+        self, include: list[str], where: dict[str, Any] | None = None
+    ) -> list[tuple[Passage, Any]]:
         vs = self.vectorstore()
-        data = self._call("reading passages", lambda: vs.get(include=["metadatas"]))
-        pairs = sorted(
-            zip(data["ids"], data["metadatas"], strict=True),
-            key=lambda p: int(p[1].get("order", 0)),
+        data = self._call("reading passages", lambda: vs.get(include=include, where=where))
+        vectors = data.get("embeddings")
+        rows = sorted(
+            range(len(data["ids"])), key=lambda i: int(data["metadatas"][i].get("order", 0))
         )
-        return [_to_passage(pid, meta) for pid, meta in pairs]
+        return [
+            (
+                _to_passage(data["ids"][i], data["metadatas"][i]),
+                vectors[i] if vectors is not None else None,
+            )
+            for i in rows
+        ]
 
     def dense(
         self,

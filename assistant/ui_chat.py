@@ -357,7 +357,12 @@ def wire_chat(
             time.sleep(_STREAM_PAUSE)
         history[-1] = {"role": "assistant", "content": reply_markdown(reply, turn, toolkit)}
         convo.turns.append(Turn(question=question, reply=reply, profile=profile))
-        follow_ups = suggestion_updates("Follow up", reply.suggestions)
+        # When the best two readings were close, offer the others as one-click questions.
+        follow_ups = (
+            suggestion_updates("Did you mean", [a.question for a in reply.alternatives])
+            if reply.alternatives
+            else suggestion_updates("Follow up", reply.suggestions)
+        )
         yield shown("", follow_ups, notice=gr.update(visible=False))
 
     respond_inputs = [chat.question, chat.chatbot, chat.convo, profile_state]

@@ -1,4 +1,4 @@
-"""``python -m evals run|diff``: argument parsing and the console; the work is in the modules.
+"""``python -m evals run|fit|diff``: argument parsing and the console; the work is in the modules.
 
 python -m evals run --questions other.yaml --out /tmp/report --no-baseline
 python -m evals diff old.json evals/reports/latest.json
@@ -110,6 +110,26 @@ def diff_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def fit_command(args: argparse.Namespace) -> int:
+    from evals.fit import evaluate_generalization, fit, fit_json, table, write_report
+
+    settings = Settings()
+    offline_environment()
+    summary = fit(settings, if_stale=args.if_stale)
+    state = f"fitted in {summary.seconds} s" if summary.refitted else "up to date"
+    print(f"Query model {summary.path}: {state} {summary.description}")
+    if not args.folds or (args.if_stale and not summary.refitted):
+        return 0
+    clock = time.perf_counter()
+    held_out, inside, heads = evaluate_generalization(settings)
+    print(table(held_out, inside))
+    print(f"\nLeave-one-writer-out and in-set runs took {time.perf_counter() - clock:.0f} s.")
+    print(f"Report: {write_report(held_out, inside, heads)}")
+    if args.json:
+        args.json.write_text(fit_json(held_out, inside), "utf-8")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m evals", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True)
@@ -127,6 +147,20 @@ def parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="exit 1 when the gate floors (evals/gate.py) fail"
     )
     run.set_defaults(handler=run_command)
+    fit = commands.add_parser(
+        "fit", help="refit the query stage and print the leave-one-writer-out table"
+    )
+    fit.add_argument(
+        "--if-stale", action="store_true", help="refit only when an example file changed"
+    )
+    fit.add_argument(
+        "--folds",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run leave-one-writer-out after fitting (default: on)",
+    )
+    fit.add_argument("--json", type=Path, help="also write the scores as JSON here")
+    fit.set_defaults(handler=fit_command)
     diff = commands.add_parser("diff", help="list the questions that changed result")
     diff.add_argument("old", type=Path, help="earlier run's JSON")
     diff.add_argument("new", type=Path, help="later run's JSON")

@@ -65,7 +65,7 @@ class QuestionResult(BaseModel):
 
     id: str
     question: str
-    expected_kind: str
+    expected_kind: str | None
     expected_element: str | None
     expected_tier: str | None
     kind: str | None
@@ -193,7 +193,7 @@ def score(
 
     kind_ok = element_ok = tier_ok = None
     if labelled:
-        kind_ok = observed.kind == expect.kind
+        kind_ok = observed.kind == expect.kind if expect.kind is not None else None
         if expect.element is not None:
             element_ok = observed.element == expect.element
         if expect.tier is not None:
@@ -356,7 +356,7 @@ def breakdown(
 
 
 def by_kind(result: QuestionResult) -> str:
-    return result.expected_kind
+    return result.expected_kind or "(either kind)"
 
 
 def by_element(result: QuestionResult) -> str:

@@ -20,7 +20,24 @@ from assistant.errors import InvalidInput
 from assistant.schema import KINDS
 
 QUESTION_KEYS: tuple[str, ...] = ("id", "question", "history", "profile", "expect")
-EXPECT_KEYS: tuple[str, ...] = ("kind", "element", "tier", "must_cite", "must_not_cite")
+EXPECT_KEYS: tuple[str, ...] = (
+    "kind",
+    "element",
+    "tier",
+    "refusal",
+    "must_cite",
+    "must_not_cite",
+)
+# Why an out-of-scope question is refused (optional; trains the refusal head).
+REFUSALS: tuple[str, ...] = (
+    "not_covered",
+    "write_new",
+    "small_talk",
+    "member_decision",
+    "clinical",
+    "injection",
+    "other_language",
+)
 # What ``Assistant.ask`` takes as a profile value: "none" = nothing done yet on that element.
 PROFILE_VALUES: tuple[str, ...] = ("none", *TIER_KEYS)
 
@@ -30,9 +47,10 @@ class Expect(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: str
+    kind: str | None = Field(description="None: two kinds are fair answers, not checked")
     element: str | None = None
     tier: str | None = None
+    refusal: str | None = None
     must_cite: list[str] = Field(default_factory=list)
     must_not_cite: list[str] = Field(default_factory=list)
 
@@ -137,17 +155,24 @@ def parse_question(raw: Any, *, position: int, source: str = "<questions>") -> E
         )
     _unknown_keys(expect_raw, EXPECT_KEYS, f"{where}: expect")
     if "kind" not in expect_raw:
-        raise InvalidInput(f"{where}: expect needs a 'kind' ({_options(KINDS)}).")
-    kind = _choice(expect_raw["kind"], KINDS, what="kind", where=where, nullable=False)
+        raise InvalidInput(
+            f"{where}: expect needs a 'kind' ({_options(KINDS)}, or null when two are fair)."
+        )
+    kind = _choice(expect_raw["kind"], KINDS, what="kind", where=where, nullable=True)
+    refusal = _choice(
+        expect_raw.get("refusal"), REFUSALS, what="refusal reason", where=where, nullable=True
+    )
+    if refusal is not None and kind != "out_of_scope":
+        raise InvalidInput(f"{where}: a refusal reason goes only with kind out_of_scope.")
     element = _choice(
         expect_raw.get("element"), ELEMENT_KEYS, what="element", where=where, nullable=True
     )
     tier = _choice(expect_raw.get("tier"), TIER_KEYS, what="tier", where=where, nullable=True)
-    assert kind is not None
     expect = Expect(
         kind=kind,
         element=element,
         tier=tier,
+        refusal=refusal,
         must_cite=_strings(expect_raw.get("must_cite"), where=f"{where}: expect.must_cite"),
         must_not_cite=_strings(
             expect_raw.get("must_not_cite"), where=f"{where}: expect.must_not_cite"

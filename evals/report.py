@@ -164,7 +164,13 @@ def _failures(system: SystemRun) -> str:
     if not failed:
         return "_None._"
     rows = [
-        [r.id, r.expected_kind, r.question.replace("\n", " "), "; ".join(r.reasons)] for r in failed
+        [
+            r.id,
+            r.expected_kind or "(either kind)",
+            r.question.replace("\n", " "),
+            "; ".join(r.reasons),
+        ]
+        for r in failed
     ]
     return _table(["id", "expected", "question", "why"], rows)
 

@@ -15,6 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "corpus"
 
 offline_environment()
+# The query model fitted once per run (``query_model`` fixture), shared by every settings.
+FITTED: list[Path] = []
 
 
 def make_settings(root: Path, **overrides: object) -> Settings:
@@ -27,6 +29,8 @@ def make_settings(root: Path, **overrides: object) -> Settings:
         "data_dir": root / "data",
         "llm": "none",
     }
+    if FITTED:
+        values["query_model"] = FITTED[0]
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
@@ -45,7 +49,27 @@ def built_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
     settings = make_settings(tmp_path_factory.mktemp("built"))
     build_index(settings, show_progress=False)
-    return settings
+    if not FITTED:
+        fit_query_model(settings)
+        FITTED.append(settings.resolved_query_model)
+    return make_settings(settings.chroma_path.parent)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def query_model(built_settings: Settings) -> Path:
+    """Every test's settings use the query model fitted on the real examples."""
+    return FITTED[0]
+
+
+def fit_query_model(settings: Settings) -> None:
+    """Fit the query stage into ``settings.data_dir`` (the repo's embedding cache is reused)."""
+    from evals.fit import fit
+
+    cache = REPO / ".data" / "example-vectors.npz"
+    if cache.is_file():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(cache, settings.data_dir / cache.name)
+    fit(settings)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,431 @@
+"""Learned heads of the query stage: kind, element, tier direction and refusal reason.
+
+Each head is a scikit-learn logistic regression on one feature vector per question: the
+question's MiniLM embedding (the same vector retrieval uses) followed by what the toolkit's
+passages say about it (the best cosine per element and per passage kind). The heads are fitted
+from labelled example questions kept as data (``evals/writers/*.yaml``); the refusal threshold
+and the language threshold are fitted on writer-grouped cross-validation, never set by hand.
+
+    heads = fit_heads(examples, vectors, featurizer)      # python -m evals fit
+    heads.save(Path(".data/query-model.joblib"))
+    Heads.load(path).kind(features)                      # {'next_steps': 0.91, ...}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from assistant.config import ELEMENT_KEYS, TIER_KEYS
+from assistant.errors import IndexUnusable
+from assistant.schema import KINDS, Passage
+
+NONE = "none"
+DIRECTIONS: tuple[str, ...] = ("start", "next", "lead", "named")
+PASSAGE_GROUPS: dict[str, tuple[str, ...]] = {
+    "action": ("action_item", "subgoal"),
+    "resource": ("resource",),
+    "reason": ("rationale", "footnote", "goal", "summary"),
+    "overview": ("intro", "tier", "appendix", "contact"),
+}
+SEED = 20261124
+# Changes whenever the feature layout changes: a model fitted on another layout is refitted.
+FEATURE_VERSION = "5"
+# Word n-grams count this much beside the standardised dense features.
+LEXICAL_WEIGHT = 1.0
+# Regularisation of every head (writer-held-out accuracy is flat from 0.1 to 2; lower C gives
+# softer probabilities, which the refusal threshold and the alternatives rely on).
+C = 0.1
+# False refusals the fitted refusal threshold may cost, as a share of in-scope questions.
+MAX_FALSE_REFUSALS = 0.01
+# Evidence is on a cosine scale, the vector on a unit-norm one: widen the evidence.
+EVIDENCE_SCALE = 4.0
+
+
+class Example(BaseModel):
+    """One labelled question; ``group`` is its writer (the unit of leave-one-writer-out)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    group: str
+    question: str
+    history: list[str] = Field(default_factory=list)
+    profile: dict[str, str] = Field(default_factory=dict)
+    kind: str | None = None
+    element: str | None = None
+    tier: str | None = None
+    refusal: str | None = None
+
+
+class Featurizer:
+    """Question vector → features: the vector, then its best cosine per element and passage kind.
+
+    Holds only the toolkit's passages (a few hundred vectors), so the features do not move when
+    a plan adds documents of its own.
+    """
+
+    def __init__(self, passages: Sequence[Passage], vectors: np.ndarray) -> None:
+        self.passages = list(passages)
+        self.vectors = np.asarray(vectors, dtype=np.float32)
+        self.masks: list[np.ndarray] = [
+            np.array([p.element == key for p in self.passages]) for key in ELEMENT_KEYS
+        ] + [
+            np.array([p.kind in kinds for p in self.passages]) for kinds in PASSAGE_GROUPS.values()
+        ]
+
+    def similarities(self, vectors: np.ndarray) -> np.ndarray:
+        """Cosine of each question (rows) with each toolkit passage (columns)."""
+        return np.asarray(vectors, dtype=np.float32) @ self.vectors.T
+
+    def features(self, vectors: np.ndarray, sims: np.ndarray | None = None) -> np.ndarray:
+        vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        sims = self.similarities(vectors) if sims is None else np.atleast_2d(sims)
+        best = [np.where(mask, sims, -1.0).max(axis=1) for mask in self.masks if mask.any()]
+        top = sims.max(axis=1)
+        evidence = np.stack([*best, top], axis=1)
+        # Evidence is on a cosine scale, the vector on a unit-norm one: widen the evidence so that
+        # one regularisation strength suits both.
+        return np.hstack([vectors, EVIDENCE_SCALE * evidence])
+
+
+def tier_features(features: np.ndarray, named: str | None, evidence: Sequence[float]) -> np.ndarray:
+    """The tier head's input: the question's features, the tier it names, its described progress."""
+    named_row = [1.0 if named == tier else 0.0 for tier in TIER_KEYS]
+    extra = np.asarray([*named_row, *evidence], dtype=np.float32) * 4.0
+    return np.hstack([np.atleast_2d(features), extra[None, :]])
+
+
+class Head(BaseModel):
+    """One fitted classifier: a scaler for the dense features, then a logistic regression on
+    them and (for most heads) on the question's word n-grams."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    name: str
+    classes: list[str]
+    scaler: Any
+    model: Any
+    lexical: bool = True
+
+    def inputs(self, dense: np.ndarray, words: Any) -> Any:
+        from scipy import sparse
+
+        scaled = self.scaler.transform(np.atleast_2d(dense))
+        if not self.lexical or words is None:
+            return scaled
+        return sparse.hstack([sparse.csr_matrix(scaled), words]).tocsr()
+
+    def probabilities(self, dense: np.ndarray, words: Any = None) -> list[dict[str, float]]:
+        probs = self.model.predict_proba(self.inputs(dense, words))
+        return [
+            {str(c): float(p) for c, p in zip(self.model.classes_, row, strict=True)}
+            for row in probs
+        ]
+
+
+class Heads(BaseModel):
+    """Every fitted head, the fitted thresholds, and what they were fitted on."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    lexical: Any = Field(description="the word n-gram vectorizer shared by the heads")
+    kind: Head
+    element: Head
+    tier: Head
+    direction: Head
+    refusal: Head
+    refuse_threshold: float
+    language_threshold: float
+    topic_floor: float = Field(
+        default=0.0,
+        description="a question with no earlier turn, no nearer the toolkit, is off topic",
+    )
+    examples_sha256: str
+    n_examples: int
+    groups: dict[str, int]
+    feature_version: str = FEATURE_VERSION
+
+    def words(self, texts: Sequence[str]) -> Any:
+        return self.lexical.transform(list(texts)) * LEXICAL_WEIGHT
+
+    def save(self, path: Path) -> None:
+        import joblib
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        joblib.dump(self, tmp)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Heads:
+        import joblib
+
+        if not path.is_file():
+            raise IndexUnusable(
+                f"No fitted query model at {path}. Run `python -m evals fit` (or `make index`)."
+            )
+        try:
+            heads = joblib.load(path)
+        except Exception as exc:  # a truncated or foreign file: joblib raises many kinds
+            raise IndexUnusable(
+                f"The query model at {path} cannot be read ({type(exc).__name__}). "
+                "Refit it with `python -m evals fit`."
+            ) from exc
+        if not isinstance(heads, Heads) or heads.feature_version != FEATURE_VERSION:
+            raise IndexUnusable(
+                f"The query model at {path} was fitted by another version. "
+                "Refit it with `python -m evals fit` (or `make index`)."
+            )
+        return heads
+
+
+def examples_digest(files: Sequence[Path]) -> str:
+    """sha256 over the example files' names and bytes: what a fitted model was fitted on."""
+    digest = hashlib.sha256(FEATURE_VERSION.encode())
+    for path in sorted(files):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+_AFTER = dict(zip(TIER_KEYS, TIER_KEYS[1:], strict=False))
+
+
+def _own_profile(example: Example) -> str:
+    return example.profile.get(example.element or "", "none")
+
+
+def tier_label(example: Example) -> str | None:
+    """The tier a labelled next-steps question asks for when the question alone decides it.
+
+    Follow-ups (the earlier turn decides) and questions whose profile covers the element (the
+    profile decides) are left out.
+    """
+    if example.kind != "next_steps" or example.tier is None or example.history:
+        return None
+    return example.tier if _own_profile(example) == "none" else None
+
+
+def direction_label(example: Example, named: str | None, account: bool = False) -> str | None:
+    """The tier direction a labelled next-steps question implies, or None when unclear.
+
+    ``named`` is the tier the question names outright; ``account`` says whether it describes
+    work already done. "named": it asks for that tier; "next": the tier after what is done
+    (named or described); "start" and "lead": the first and the highest tier without anything
+    done being said.
+    """
+    tier = tier_label(example)
+    if tier is None:
+        return None
+    if named is not None:
+        if named == tier:
+            return "named"
+        return "next" if _AFTER.get(named) == tier else None
+    if tier == "essentials":
+        return "start"
+    return "lead" if tier == "setting-the-standard" and not account else "next"
+
+
+def _logistic(c: float) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=c, max_iter=3000, class_weight="balanced", random_state=SEED)
+
+
+def _vectorizer(texts: Sequence[str]) -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(
+        ngram_range=(1, 2), min_df=2, sublinear_tf=True, strip_accents="unicode"
+    ).fit(list(texts))
+
+
+def _fit_head(
+    name: str,
+    dense: np.ndarray,
+    words: Any,
+    labels: Sequence[str | None],
+    c: float,
+    *,
+    lexical: bool = True,
+) -> Head:
+    from sklearn.preprocessing import StandardScaler
+
+    rows = [i for i, label in enumerate(labels) if label is not None]
+    y = [str(labels[i]) for i in rows]
+    if len(set(y)) < 2:
+        raise ValueError(f"head {name!r} needs examples of at least two classes, got {set(y)}")
+    scaler = StandardScaler().fit(dense[rows])
+    head = Head(name=name, classes=sorted(set(y)), scaler=scaler, model=None, lexical=lexical)
+    head.model = _logistic(c).fit(head.inputs(dense[rows], words[rows] if lexical else None), y)
+    return head
+
+
+class Labels(BaseModel):
+    """The per-head training labels of a list of examples (None = not used by that head)."""
+
+    kind: list[str | None]
+    element: list[str | None]
+    tier: list[str | None]
+    direction: list[str | None]
+    refusal: list[str | None]
+
+
+def labels_for(
+    examples: Sequence[Example],
+    named: Sequence[str | None],
+    accounts: Sequence[bool] | None = None,
+) -> Labels:
+    element: list[str | None] = []
+    for ex in examples:
+        if ex.kind in (None, "out_of_scope") or ex.history:
+            element.append(None)  # a follow-up's element comes from the earlier turn
+        else:
+            element.append(ex.element or NONE)
+    return Labels(
+        kind=[ex.kind for ex in examples],
+        element=element,
+        tier=[tier_label(ex) for ex in examples],
+        direction=[
+            direction_label(ex, n, a)
+            for ex, n, a in zip(examples, named, accounts or [False] * len(examples), strict=True)
+        ],
+        refusal=[ex.refusal if ex.kind == "out_of_scope" else None for ex in examples],
+    )
+
+
+def _refuse_threshold(
+    dense: np.ndarray, words: Any, kinds: Sequence[str | None], groups: Sequence[str], c: float
+) -> float:
+    """The lowest P(out of scope) threshold whose writer-held-out false refusals stay in budget."""
+    from sklearn.model_selection import GroupKFold
+
+    rows = np.array([i for i, k in enumerate(kinds) if k is not None])
+    g = np.array([groups[i] for i in rows])
+    is_out = np.array([kinds[i] == "out_of_scope" for i in rows])
+    if len(set(g)) < 3 or is_out.all() or not is_out.any():
+        return 0.5
+    scores = np.zeros(len(rows))
+    for train, test in GroupKFold(n_splits=min(5, len(set(g)))).split(rows, is_out, g):
+        labels: list[str | None] = [None] * len(kinds)
+        for i in rows[train]:
+            labels[i] = kinds[i]
+        head = _fit_head("kind", dense, words, labels, c)
+        probs = head.probabilities(dense[rows[test]], words[rows[test]])
+        scores[test] = [p.get("out_of_scope", 0.0) for p in probs]
+    in_scope = np.sort(scores[~is_out])
+    allowed = int(np.floor(MAX_FALSE_REFUSALS * len(in_scope)))
+    # Refuse at or above the score just over the (allowed+1)-th most out-of-scope-looking
+    # in-scope question: at most ``allowed`` held-out in-scope questions would be refused.
+    threshold = float(in_scope[len(in_scope) - allowed - 1]) + 1e-6
+    return min(max(threshold, 0.2), 0.97)
+
+
+def _topic_floor(examples: Sequence[Example], features: np.ndarray) -> float:
+    """The nearest-passage cosine below which 0.5% of fair, self-contained questions fall."""
+    top = features[:, -1] / EVIDENCE_SCALE
+    fair = [
+        float(top[i])
+        for i, ex in enumerate(examples)
+        if ex.kind not in (None, "out_of_scope") and not ex.history
+    ]
+    return float(np.percentile(fair, 50 * MAX_FALSE_REFUSALS)) if fair else 0.0
+
+
+def _language_threshold(
+    examples: Sequence[Example], languages: Sequence[tuple[str, float]]
+) -> float:
+    """The confidence above which a non-English reading refuses, fitted on the labelled set."""
+    foreign = [
+        conf if lang != "ENGLISH" else 0.0
+        for ex, (lang, conf) in zip(examples, languages, strict=True)
+        if ex.refusal == "other_language"
+    ]
+    english = [
+        conf if lang != "ENGLISH" else 0.0
+        for ex, (lang, conf) in zip(examples, languages, strict=True)
+        if ex.refusal != "other_language" and ex.kind is not None
+    ]
+    if not foreign or not english:
+        return 0.5
+    best, best_errors = 0.5, len(foreign) + len(english)
+    for threshold in np.arange(0.30, 0.96, 0.01):
+        errors = sum(f < threshold for f in foreign) + 10 * sum(e >= threshold for e in english)
+        if errors < best_errors:
+            best, best_errors = float(threshold), errors
+    return round(best, 2)
+
+
+def fit_heads(
+    examples: Sequence[Example],
+    features: np.ndarray,
+    *,
+    tier_rows: np.ndarray,
+    named: Sequence[str | None],
+    languages: Sequence[tuple[str, float]],
+    digest: str,
+    c: float = C,
+    thresholds: bool = True,
+) -> Heads:
+    """Fit every head on ``features`` (one row per example, same order)."""
+    from assistant.progress import account_clauses
+
+    labels = labels_for(examples, named, [bool(account_clauses(ex.question)) for ex in examples])
+    groups = [ex.group for ex in examples]
+    counts: dict[str, int] = {}
+    for group in groups:
+        counts[group] = counts.get(group, 0) + 1
+    lexical = _vectorizer([ex.question for ex in examples])
+    words = lexical.transform([ex.question for ex in examples]) * LEXICAL_WEIGHT
+    return Heads(
+        lexical=lexical,
+        kind=_fit_head("kind", features, words, labels.kind, c),
+        element=_fit_head("element", features, words, labels.element, c),
+        tier=_fit_head("tier", tier_rows, words, labels.tier, c),
+        direction=_fit_head("direction", features, words, labels.direction, c),
+        refusal=_fit_head("refusal", features, words, labels.refusal, c),
+        refuse_threshold=(
+            _refuse_threshold(features, words, labels.kind, groups, c) if thresholds else 0.5
+        ),
+        language_threshold=_language_threshold(examples, languages) if thresholds else 0.5,
+        topic_floor=_topic_floor(examples, features),
+        examples_sha256=digest,
+        n_examples=len(examples),
+        groups=counts,
+    )
+
+
+def describe(heads: Heads) -> str:
+    """One line on what a fitted model is: for logs and the fit command."""
+    return json.dumps(
+        {
+            "examples": heads.n_examples,
+            "writers": len(heads.groups),
+            "refuse_threshold": round(heads.refuse_threshold, 3),
+            "language_threshold": heads.language_threshold,
+            "sha256": heads.examples_sha256[:12],
+        }
+    )
+
+
+__all__ = [
+    "DIRECTIONS",
+    "KINDS",
+    "Example",
+    "Featurizer",
+    "Head",
+    "Heads",
+    "describe",
+    "direction_label",
+    "tier_features",
+    "tier_label",
+    "examples_digest",
+    "fit_heads",
+]

@@ -1,0 +1,413 @@
+"""The query stage: a question, the conversation's last plan and the profile → a ``QueryPlan``.
+
+Kind, element, tier direction and refusal reason come from fitted heads on the question's one
+embedding (``assistant/classifier.py``); tier names, negation, the profile and the safety
+guards are closed rules (``assistant/guards.py``); described progress is matched to the action
+items (``assistant/progress.py``).
+
+    stage = QueryStage(heads=heads, featurizer=featurizer, rules=Rules.load(), embed=embed)
+    plan = stage.plan("We pay a bundled rate already. What now?", vector, previous=None, profile={})
+    plan.kind, plan.element, plan.tier, plan.tier_reason   # 'next_steps', 'payment', ...
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from assistant.classifier import NONE, Featurizer, Heads, tier_features
+from assistant.config import ELEMENT_KEYS, TIER_KEYS
+from assistant.guards import Rules
+from assistant.progress import Progress, ProgressReader, account_clauses, main_clause
+from assistant.schema import Alternative, Kind, Reply
+from assistant.toolkit import TIER_NAMES
+
+ELEMENT_NAMES = {key: key.replace("-", " ").title() for key in ELEMENT_KEYS}
+# An element the heads give less than this is not kept among the plan's elements.
+ELEMENT_FLOOR = 0.12
+# Below this for the best element, the question names none ("what should we work on next?").
+ELEMENT_NONE = 0.4
+# A next-steps question with a weaker best element than this, and a profile, gets every element.
+SURE_ELEMENT = 0.7
+# A reading whose score is at least this share of the best one is offered as an alternative.
+CLOSE_SHARE = 0.6
+# A question this short, with no element of its own, continues the earlier turn.
+SHORT_WORDS = 8
+# P(out of scope) a short follow-up needs before it is refused.
+FOLLOW_UP_REFUSAL = 0.98
+# Action items this close to the question (cosine), and near the best one, are its focus.
+FOCUS_SIMILARITY = 0.45
+FOCUS_MARGIN = 0.06
+_WORDS = re.compile(r"[A-Za-z0-9']+")
+
+
+class ElementScore(BaseModel):
+    element: str
+    score: float
+
+
+class QueryPlan(BaseModel):
+    """What a question asks for, and why; the only input of retrieval and composition."""
+
+    question: str = Field(
+        default="", description="what to search for: a follow-up keeps the earlier turn's words"
+    )
+    kind: Kind
+    kind_scores: dict[str, float] = Field(default_factory=dict)
+    elements: list[ElementScore] = Field(default_factory=list)
+    tier: str | None = None
+    tier_reason: str = ""
+    known_tier: bool = True
+    direction: str | None = None
+    focus: list[str] = Field(default_factory=list, description="action item ids asked about")
+    progress: Progress | None = None
+    refusal: str | None = None
+    language: str | None = None
+    confidence: float = 1.0
+    alternatives: list[Alternative] = Field(default_factory=list)
+
+    @property
+    def element(self) -> str | None:
+        return self.elements[0].element if self.elements else None
+
+    @property
+    def element_keys(self) -> list[str]:
+        return [e.element for e in self.elements]
+
+    @property
+    def reason(self) -> str:
+        return self.tier_reason
+
+
+def next_tier(tier: str) -> str:
+    index = TIER_KEYS.index(tier)
+    return TIER_KEYS[min(index + 1, len(TIER_KEYS) - 1)]
+
+
+def refusal_plan(reason: str, *, language: str | None = None) -> QueryPlan:
+    return QueryPlan(kind="out_of_scope", refusal=reason, language=language)
+
+
+class QueryStage:
+    """Turns one question into a ``QueryPlan``; holds the fitted heads and the closed rules."""
+
+    def __init__(
+        self,
+        *,
+        heads: Heads,
+        featurizer: Featurizer,
+        rules: Rules,
+        embed: Callable[[list[str]], np.ndarray],
+        vector: Callable[[str], np.ndarray] | None = None,
+    ) -> None:
+        self.heads = heads
+        self.vector = vector or (lambda text: np.asarray(embed([text]), dtype=np.float32)[0])
+        self.featurizer = featurizer
+        self.rules = rules
+        self.embed = embed
+        self.progress = ProgressReader(passages=featurizer.passages, rules=rules, embed=embed)
+        self._items = self.progress.rows
+
+    # -- the stage ----------------------------------------------------------------------------
+    def plan(
+        self,
+        text: str,
+        vector: np.ndarray,
+        *,
+        previous: QueryPlan | None = None,
+        profile: Mapping[str, str] | None = None,
+    ) -> QueryPlan:
+        """Read ``text`` (already cleaned) whose embedding is ``vector``."""
+        profile = profile or {}
+        if not text:
+            return refusal_plan("empty")
+        language = self._foreign_language(text)
+        if language:
+            return refusal_plan("other_language", language=language)
+        guard = self.rules.guard(text)
+        if guard:
+            return refusal_plan(guard)
+
+        sims = self.featurizer.similarities(vector[None, :])[0]
+        features = self.featurizer.features(vector[None, :], sims[None, :])
+        words = self.heads.words([text])
+        kind_scores = self.heads.kind.probabilities(features, words)[0]
+        carried = previous if previous is not None and previous.kind != "out_of_scope" else None
+        short = len(_WORDS.findall(text)) <= SHORT_WORDS
+        # A short follow-up ("Fine. Next tier?") reads as nothing on its own: refuse it only
+        # when it is clearly out of scope even so.
+        threshold = self.heads.refuse_threshold
+        if carried is not None and short:
+            threshold = max(threshold, FOLLOW_UP_REFUSAL)
+        p_out = kind_scores.get("out_of_scope", 0.0)
+        element_scores = self.heads.element.probabilities(features, words)[0]
+        elements = self._elements(element_scores)
+        # Far from every passage, and leaning out of scope or about no element: not the
+        # toolkit's subject at all.
+        off_topic = (
+            carried is None
+            and float(sims.max()) < self.heads.topic_floor
+            and (p_out >= 0.3 or not elements)
+        )
+        if off_topic or p_out >= threshold:
+            reasons = self.heads.refusal.probabilities(features, words)[0]
+            plan = refusal_plan(max(reasons, key=reasons.__getitem__))
+            plan.kind_scores = kind_scores
+            return plan
+
+        in_scope = {k: v for k, v in kind_scores.items() if k != "out_of_scope"}
+        total = sum(in_scope.values()) or 1.0
+        in_scope = {k: v / total for k, v in in_scope.items()}
+        ranked_kinds = sorted(in_scope, key=in_scope.__getitem__, reverse=True)
+        kind: Kind = ranked_kinds[0]  # type: ignore[assignment]
+
+        follows = carried is not None and (short or not elements)
+        if carried is not None and follows and (not elements or _weak(element_scores)):
+            # Read the element from both turns together ("...for equity? What comes after that?").
+            both = f"{carried.question} {text}"
+            joint = self.featurizer.features(self.vector(both)[None, :])
+            elements = self._elements(
+                self.heads.element.probabilities(joint, self.heads.words([both]))[0]
+            )
+            elements = elements or list(carried.elements)
+        if (
+            carried is not None
+            and follows
+            and short
+            and carried.kind in ranked_kinds[:2]
+            and in_scope[kind] < 0.6
+        ):
+            kind = carried.kind
+
+        unsure = None
+        if (
+            kind == "next_steps"
+            and len(profile) > 1
+            and elements
+            and elements[0].score < SURE_ELEMENT
+        ):
+            # Unsure which element, with a profile to go by: where the plan stands on each,
+            # with the best guess offered as an alternative.
+            unsure, elements = elements[0].element, []
+
+        plan = QueryPlan(
+            question=f"{carried.question} {text}" if carried is not None and follows else text,
+            kind=kind,
+            kind_scores={k: round(v, 4) for k, v in kind_scores.items()},
+            elements=elements,
+        )
+        if kind == "next_steps":
+            self._tier(plan, text, features, words, profile, carried if follows else None)
+        plan.focus = self._focus(sims, plan.element_keys)
+        plan.confidence = round(in_scope[kind] * (elements[0].score if elements else 1.0), 4)
+        plan.alternatives = self._alternatives(plan, in_scope, ranked_kinds)
+        if unsure:
+            plan.alternatives = [_alternative("next_steps", unsure), *plan.alternatives][:2]
+        return plan
+
+    # -- parts --------------------------------------------------------------------------------
+    def _foreign_language(self, text: str) -> str | None:
+        if self.rules.non_latin_share(text) > 0.5:
+            return self.rules.language(text)[0]
+        if len(_WORDS.findall(text)) < 3:
+            return None
+        language, confidence = self.rules.language(text)
+        if language != "ENGLISH" and confidence >= self.heads.language_threshold:
+            return language
+        return None
+
+    def _elements(self, scores: dict[str, float]) -> list[ElementScore]:
+        ranked = sorted(
+            (ElementScore(element=k, score=round(v, 4)) for k, v in scores.items() if k != NONE),
+            key=lambda e: -e.score,
+        )
+        best = ranked[0].score if ranked else 0.0
+        if scores.get(NONE, 0.0) > best or best < ELEMENT_NONE:
+            return []
+        return [e for e in ranked[:3] if e.score >= ELEMENT_FLOOR]
+
+    def _tier(
+        self,
+        plan: QueryPlan,
+        text: str,
+        features: np.ndarray,
+        words: Any,
+        profile: Mapping[str, str],
+        carried: QueryPlan | None,
+    ) -> None:
+        """Set the plan's tier and the reason for it.
+
+        The profile decides when it covers the element and the question names no tier; a
+        follow-up moves from the earlier turn's tier; otherwise the tier head decides, from the
+        question, the tier it names and the progress it describes.
+        """
+        named = self.rules.tier_named(text)
+        element = plan.element
+        progress = self.progress.read(text, element)
+        plan.progress = progress if progress.matches else None
+        if progress.done_items and element is None:
+            element = progress.done_items[0].split(".", 1)[0]
+            plan.elements = [ElementScore(element=element, score=1.0)]
+        directions = self.heads.direction.probabilities(features, words)[0]
+        plan.direction = max(directions, key=directions.__getitem__)
+        tier_row = tier_features(features, named, progress.evidence())
+        tiers = self.heads.tier.probabilities(tier_row, words)[0]
+        # The two heads vote: the tier head directly, the direction head through what each
+        # direction means for this question.
+        done_before = named or progress.done_tier
+        meaning = {
+            "start": "essentials",
+            "lead": "setting-the-standard",
+            "next": next_tier(done_before) if done_before else "progressing-further",
+            "named": named or "essentials",
+        }
+        votes = {tier: tiers.get(tier, 0.0) for tier in TIER_KEYS}
+        for direction, p in directions.items():
+            votes[meaning[direction]] += p
+        learned = max(votes, key=votes.__getitem__)
+        done = profile.get(element) if element else None
+
+        def take(tier: str, reason: str, known: bool = True) -> None:
+            plan.tier, plan.tier_reason, plan.known_tier = tier, reason, known
+
+        if carried is not None and carried.tier and named is None and not progress.done:
+            if plan.direction == "lead":
+                take("setting-the-standard", _LEAD)
+            elif plan.direction == "next" and element in carried.element_keys:
+                take(next_tier(carried.tier), _after(carried.tier))
+            else:
+                take(carried.tier, f"The same tier as before, {TIER_NAMES[carried.tier]}.")
+        elif element is None:
+            plan.tier = None  # each element takes its own next tier from the profile
+        elif done and named is None:
+            tier = "setting-the-standard" if plan.direction == "lead" else next_tier(done)
+            if plan.direction == "lead":
+                take(tier, _LEAD)
+            else:
+                take(
+                    tier,
+                    f"Your profile marks {TIER_NAMES[done]} as complete, so these are the next "
+                    "actions."
+                    if tier != done
+                    else f"Your profile marks {TIER_NAMES[done]} as complete: it is the "
+                    "toolkit's highest tier, shown again.",
+                )
+        elif named and named != "setting-the-standard" and self._named_done(text):
+            take(
+                next_tier(named), f"You said {TIER_NAMES[named]} is done, so this is the next tier."
+            )
+        elif named:
+            take(named, f"You asked about {TIER_NAMES[named]}.")
+        elif progress.done and learned != "essentials":
+            take(learned, _progress_reason(progress, learned))
+        elif learned == "setting-the-standard":
+            take(learned, _LEAD)
+        elif learned == "progressing-further" and progress.matches:
+            take(learned, "You have the basics covered: this is the toolkit's next tier.")
+        elif progress.matches or plan.direction in ("start", "named"):
+            take("essentials", "You are starting out: these are the actions to do first.")
+        else:
+            take(
+                "essentials",
+                "Showing The Essentials, where every plan starts. To get the next tier, set your "
+                'plan profile or say what is done (for example: "we\'ve done the essentials").',
+                known=False,
+            )
+
+    def _named_done(self, text: str) -> bool:
+        """A tier named in an account of past work ("we've got the basics covered"), not negated."""
+        return any(
+            self.rules.tier_named(clause) and not self.rules.negated(main_clause(clause))
+            for clause in account_clauses(text)
+        )
+
+    def _focus(self, sims: np.ndarray, elements: list[str]) -> list[str]:
+        passages = self.featurizer.passages
+        rows = [i for i in self._items if not elements or passages[i].element in elements[:1]]
+        if not rows:
+            return []
+        best = max(float(sims[i]) for i in rows)
+        chosen = sorted(
+            (i for i in rows if sims[i] >= max(FOCUS_SIMILARITY, best - FOCUS_MARGIN)),
+            key=lambda i: -float(sims[i]),
+        )
+        return [passages[i].id for i in chosen[:3]]
+
+    def _alternatives(
+        self, plan: QueryPlan, kinds: dict[str, float], ranked: list[str]
+    ) -> list[Alternative]:
+        out: list[Alternative] = []
+        element = plan.element
+        second = ranked[1] if len(ranked) > 1 else None
+        if second and second != plan.kind and kinds[second] >= CLOSE_SHARE * kinds[plan.kind]:
+            out.append(_alternative(second, element))  # type: ignore[arg-type]
+        if (
+            len(plan.elements) > 1
+            and plan.elements[1].score >= CLOSE_SHARE * plan.elements[0].score
+        ):
+            out.append(_alternative(plan.kind, plan.elements[1].element))
+        return out[:2]
+
+
+_LEAD = "You asked how to lead the field: this is the toolkit's highest tier."
+
+
+def _after(tier: str) -> str:
+    if tier == "setting-the-standard":
+        return "Setting the Standard is the toolkit's highest tier; there is no tier after it."
+    return f"The tier after {TIER_NAMES[tier]}, as you asked."
+
+
+def _weak(scores: dict[str, float]) -> bool:
+    """No element stands out: a short follow-up keeps the earlier turn's element."""
+    best = max((v for k, v in scores.items() if k != NONE), default=0.0)
+    return best < 0.8
+
+
+def _progress_reason(progress: Progress, tier: str) -> str:
+    said = "; ".join(f"“{m.clause}” ({m.item})" for m in progress.done)
+    if tier == "setting-the-standard" and progress.done_tier == tier:
+        head = "What you describe is already at Setting the Standard, the toolkit's highest tier, shown again."
+    else:
+        head = f"What you describe puts you past the tier before {TIER_NAMES[tier]}, so these are the next actions."
+    return f"{head} Read as done: {said}."
+
+
+def _alternative(kind: Kind, element: str | None) -> Alternative:
+    name = ELEMENT_NAMES.get(element or "", "")
+    low = name.lower()
+    match kind:
+        case "resources":
+            label = f"resources for {name}" if name else "resources"
+            question = (
+                f"What resources does the toolkit list for {low}?"
+                if name
+                else "What resources does the toolkit list?"
+            )
+        case "next_steps":
+            label = f"next steps on {name}" if name else "next steps"
+            question = (
+                f"What should our plan do next on {low}?"
+                if name
+                else "What should our plan do next?"
+            )
+        case "overview":
+            label, question = (
+                "an overview of the toolkit",
+                "What are the seven elements of the toolkit?",
+            )
+        case _:
+            label = f"what the toolkit says about {name}" if name else "what the toolkit says"
+            question = (
+                f"Why does the toolkit recommend work on {low}?"
+                if name
+                else "What is the Develop a Plan toolkit?"
+            )
+    return Alternative(kind=kind, element=element, label=label, question=question)
+
+
+Reply.model_rebuild(_types_namespace={"QueryPlan": QueryPlan})
