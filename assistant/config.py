@@ -56,7 +56,6 @@ class Settings(BaseSettings):
     query_model: Path | None = Field(
         default=None, description="unset = data_dir/query-model.joblib"
     )
-    examples_dir: Path = Field(default=Path("evals/writers"), description="labelled questions")
     data_dir: Path = Path(".data")
     feedback_db: Path | None = None
     host: str = "127.0.0.1"

@@ -144,7 +144,14 @@ class Boost(BaseModel):
     tier: str | None = None
 
     def bonus(self, passage: Passage) -> float:
-        score = self.elements.get(passage.element or "", 0.0) * ELEMENT_BONUS
+        # A plan's document has no element: it is not another element's passage, so it gets the
+        # plan's best element weight and competes on its words alone.
+        weight = (
+            max(self.elements.values(), default=0.0)
+            if passage.kind == "document"
+            else self.elements.get(passage.element or "", 0.0)
+        )
+        score = weight * ELEMENT_BONUS
         if self.tier and passage.tier == self.tier:
             score += TIER_BONUS
         return score
