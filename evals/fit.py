@@ -333,8 +333,6 @@ class FitSummary(BaseModel):
 def fit(settings: Settings, *, if_stale: bool = False) -> FitSummary:
     """Fit and save the heads (unless ``if_stale`` and the saved ones match the examples)."""
     from assistant.classifier import describe
-    from assistant.embeddings import make_embeddings
-    from assistant.store import Store, connect
 
     files = example_files()
     path = settings.resolved_query_model
@@ -348,7 +346,7 @@ def fit(settings: Settings, *, if_stale: bool = False) -> FitSummary:
                 )
         except Exception:  # unreadable: refit below
             pass
-    training = open_training(settings, Store, connect, make_embeddings, files)
+    training = open_training(settings, files)
     heads = training.fit()
     heads.save(path)
     return FitSummary(
@@ -359,15 +357,14 @@ def fit(settings: Settings, *, if_stale: bool = False) -> FitSummary:
     )
 
 
-def open_training(
-    settings: Settings, store_cls: Any, connect: Any, make_embeddings: Any, files: Sequence[Path]
-) -> Training:
+def open_training(settings: Settings, files: Sequence[Path]) -> Training:
+    """The examples of ``files`` with their features, from the index's toolkit passages."""
     from assistant.chat import TOOLKIT_SOURCES
+    from assistant.embeddings import make_embeddings
+    from assistant.store import Store
 
     embeddings = make_embeddings(settings)
-    store = store_cls(
-        client=connect(settings, create=False), settings=settings, embeddings=embeddings
-    )
+    store = Store.open(settings, embeddings)
     passages, vectors = store.passages_with_vectors(sources=TOOLKIT_SOURCES)
     return prepare(
         files,
