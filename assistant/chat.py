@@ -135,8 +135,14 @@ class Assistant:
         heads = Heads.load(settings.resolved_query_model)
         embeddings = make_embeddings(settings)
         store = Store(client=client, settings=settings, embeddings=embeddings)
-        retriever = HybridRetriever(store=store, passages=store.passages(), k=settings.k)
         toolkit_passages, vectors = store.passages_with_vectors(sources=TOOLKIT_SOURCES)
+        retriever = HybridRetriever(
+            store=store,
+            passages=store.passages(),
+            k=settings.k,
+            memory_ids=[p.id for p in toolkit_passages],
+            memory_vectors=vectors,
+        )
 
         def embed(texts: list[str]) -> np.ndarray:
             return np.asarray(embeddings.embed_documents(texts), dtype=np.float32)
@@ -362,8 +368,12 @@ class Assistant:
     ) -> list[Passage]:
         """The element's resources closest to the question and the tier's items."""
         leads = " ".join(p.lead or "" for p in self.composer.items(element, tier))
+        # Dense by the question's own vector; the items' leads widen only the word match.
         hits = self.retriever.search(
-            f"{question} {leads}", k=limit, filters=Filters(element=element, kinds=("resource",))
+            f"{question} {leads}",
+            k=limit,
+            filters=Filters(element=element, kinds=("resource",)),
+            vector=self.vector(question).tolist(),
         )
         return [hit.passage for hit in hits]
 

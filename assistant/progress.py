@@ -26,7 +26,9 @@ MATCH_SIMILARITY = 0.4
 # Clause boundaries: sentence ends, semicolons, and "and/but ..." before a new subject.
 _CLAUSE = re.compile(
     r"(?<=[.!?;:])\s+|\s*[;\n]\s*|\s*,?\s+(?:and|but|while|plus|also|so)\s+"
-    r"(?=(?:we|we've|we're|our|they|the plan|nothing|no one|there)\b)|,\s+(?=(?:we|we've|we're|our)\b)",
+    r"(?=(?:we|we've|we're|our|they|the plan|nothing|no one|there)\b)|,\s+(?=(?:we|we've|we're|our)\b)"
+    r"|,\s+(?=(?:what|how|where|which|who|why|should|can|could|any|now|so|then|is|are)\b)"
+    r"|\s+[-–—]+\s+",
     re.IGNORECASE,
 )
 _ASK = re.compile(

@@ -296,7 +296,11 @@ class QueryStage:
                     else f"Your profile marks {TIER_NAMES[done]} as complete: it is the "
                     "toolkit's highest tier, shown again.",
                 )
-        elif named and named != "setting-the-standard" and self._named_done(text):
+        elif (
+            named
+            and named != "setting-the-standard"
+            and (self._named_done(text) or plan.direction == "next")
+        ):
             take(
                 next_tier(named), f"You said {TIER_NAMES[named]} is done, so this is the next tier."
             )
@@ -321,7 +325,9 @@ class QueryStage:
     def _named_done(self, text: str) -> bool:
         """A tier named in an account of past work ("we've got the basics covered"), not negated."""
         return any(
-            self.rules.tier_named(clause) and not self.rules.negated(main_clause(clause))
+            len(clause.split()) >= 3
+            and self.rules.tier_named(clause)
+            and not self.rules.negated(main_clause(clause))
             for clause in account_clauses(text)
         )
 

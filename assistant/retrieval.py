@@ -177,13 +177,17 @@ class HybridRetriever(BaseRetriever):
     k: int = 8
     filters: Filters = Filters()
     depth: int = 24
+    memory_ids: list[str] = []
+    memory_vectors: Any = None
     _by_id: dict[str, Passage] = PrivateAttr(default_factory=dict)
     _bm25: Any = PrivateAttr(default=None)
+    _documents: bool = PrivateAttr(default=False)
 
     def model_post_init(self, context: Any, /) -> None:
         import bm25s
 
         self._by_id = {p.id: p for p in self.passages}
+        self._documents = any(p.kind == "document" for p in self.passages)
         corpus = [tokens(f"{p.title} {p.lead or ''} {p.text}") for p in self.passages]
         self._bm25 = bm25s.BM25()
         self._bm25.index(corpus, show_progress=False)
@@ -207,6 +211,34 @@ class HybridRetriever(BaseRetriever):
         )
         return ranked[:limit]
 
+    def dense(
+        self, query: str, *, filters: Filters, vector: list[float] | None
+    ) -> list[tuple[str, float]]:
+        """(id, cosine distance), nearest first: the toolkit's passages from memory, a plan's
+        documents (if any) from Chroma."""
+        if self.memory_vectors is None:
+            return self.store.dense(query, k=self.depth, where=filters.where(), vector=vector)
+        import numpy as np
+
+        point = np.asarray(
+            vector if vector is not None else self.store.embed_query(query), dtype=np.float32
+        )
+        sims = self.memory_vectors @ point
+        found: list[tuple[str, float]] = []
+        for row in np.argsort(-sims):
+            passage = self._by_id.get(self.memory_ids[row])
+            if passage is not None and filters.accepts(passage):
+                found.append((passage.id, 1.0 - float(sims[row])))
+                if len(found) == self.depth:
+                    break
+        if self._documents and (filters.kinds is None or "document" in filters.kinds):
+            where = Filters(element=filters.element, tier=filters.tier, kinds=("document",))
+            found += self.store.dense(
+                query, k=self.depth, where=where.where(), vector=point.tolist()
+            )
+            found.sort(key=lambda pair: pair[1])
+        return found[: self.depth]
+
     def search(
         self,
         query: str,
@@ -219,7 +251,7 @@ class HybridRetriever(BaseRetriever):
         """The ``k`` best passages for ``query`` under ``filters``, fused by RRF, then boosted."""
         filters = filters or self.filters
         k = k or self.k
-        dense = self.store.dense(query, k=self.depth, where=filters.where(), vector=vector)
+        dense = self.dense(query, filters=filters, vector=vector)
         lexical = self.lexical(query, filters=filters, limit=self.depth)
         fused: dict[str, Hit] = {}
         for rank, (pid, distance) in enumerate(dense, start=1):

@@ -77,7 +77,7 @@ def test_assistant_uses_the_model_it_is_given(built_settings) -> None:  # type: 
             [AIMessage(content="Offer respite [family-caregiver-support.setting-the-standard.1].")]
         )
     )
-    bot = Assistant(settings=built_settings, retriever=base.retriever, llm=llm)
+    bot = Assistant(settings=built_settings, retriever=base.retriever, query=base.query, llm=llm)
     reply = bot.ask("We want to lead on caregiver support. What should we do?")
     assert reply.text.startswith("Offer respite [1]")
     refused = bot.ask("Tell me a joke.")
