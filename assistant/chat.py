@@ -55,6 +55,7 @@ _REFUSALS = {
         "contract language."
     ),
     "small_talk": "I'm Plan Guide: I answer questions about the Develop a Plan toolkit.",
+    # guards name their reason by the guard; the learned refusal classes by their class
     "not_covered": "The Develop a Plan toolkit does not cover that topic.",
     "other_language": "Plan Guide reads questions in English only. Please ask in English.",
 }
@@ -385,8 +386,18 @@ class Assistant:
             ]
             heading = "For plans without a palliative care program, Appendix Two lists:"
         elif plan.element:
-            passages = [h.passage for h in hits if h.passage.element == plan.element][:6]
-            passages = passages or [h.passage for h in hits[:4]]
+            # Every resource of the element, best match first; a row of another element that
+            # fits the question better than all of them leads the list.
+            query = plan.question or question
+            own = self.retriever.search(
+                query,
+                k=6,
+                filters=Filters(element=plan.element, kinds=("resource",)),
+                vector=self.vector(query).tolist(),
+            )
+            passages = [h.passage for h in own]
+            if hits and hits[0].passage.element != plan.element:
+                passages = [hits[0].passage, *passages[:5]]
             heading = f"Resources from the toolkit for {self.composer.name(plan.element)}, best match first:"
         else:
             best = hits[0].score if hits else 0.0

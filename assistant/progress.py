@@ -37,6 +37,13 @@ _ASK = re.compile(
     r"walk|describe|summari[sz]e|please)\b",
     re.IGNORECASE,
 )
+# A wish or plan is not progress: "we want to lead on caregiver support".
+_WISH = re.compile(
+    r"\b(want|wants|wanting|would like|'d like|need to|needs to|hope|hoping|plan to|planning|"
+    r"trying|try to|aim to|aiming|looking to|going to|gonna|wish|should|could|must|have to|has to|"
+    r"would|will|asked (me|us)|wants us)\b",
+    re.IGNORECASE,
+)
 # Negation belongs to the main clause: "we pay for it even when members say no" is not negated.
 _SUBORDINATE = re.compile(
     r"\b(even (when|if|though)|when|whenever|if|unless|because|since|so that|whether)\b"
@@ -105,7 +112,7 @@ def account_clauses(text: str) -> list[str]:
     clauses = []
     for part in _CLAUSE.split(text):
         part = part.strip(" ,.-–—")
-        if len(part.split()) < 2 or part.endswith("?") or _ASK.match(part):
+        if len(part.split()) < 2 or part.endswith("?") or _ASK.match(part) or _WISH.search(part):
             continue
         clauses.append(part)
     return clauses

@@ -30,7 +30,7 @@ ELEMENT_NAMES = {key: key.replace("-", " ").title() for key in ELEMENT_KEYS}
 # An element the heads give less than this is not kept among the plan's elements.
 ELEMENT_FLOOR = 0.12
 # Below this for the best element, the question names none ("what should we work on next?").
-ELEMENT_NONE = 0.4
+ELEMENT_NONE = 0.25
 # A next-steps question with a weaker best element than this, and a profile, gets every element.
 SURE_ELEMENT = 0.7
 # A reading whose score is at least this share of the best one is offered as an alternative.

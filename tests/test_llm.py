@@ -78,7 +78,7 @@ def test_assistant_uses_the_model_it_is_given(built_settings) -> None:  # type: 
         )
     )
     bot = Assistant(settings=built_settings, retriever=base.retriever, query=base.query, llm=llm)
-    reply = bot.ask("We want to lead on caregiver support. What should we do?")
+    reply = bot.ask("We want to be a leader in family caregiver support. What does that take?")
     assert reply.text.startswith("Offer respite [1]")
     refused = bot.ask("Tell me a joke.")
     assert refused.kind == "out_of_scope"  # refusals never go through the model
