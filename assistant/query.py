@@ -148,10 +148,11 @@ class QueryStage:
         elements = self._elements(element_scores)
         # Far from every passage, and leaning out of scope or about no element: not the
         # toolkit's subject at all.
+        leaning = max(kind_scores, key=kind_scores.__getitem__)
         off_topic = (
             carried is None
             and float(sims.max()) < self.heads.topic_floor
-            and (p_out >= 0.3 or not elements)
+            and (p_out >= 0.3 or not elements and leaning != "overview")
         )
         if off_topic or p_out >= threshold:
             reasons = self.heads.refusal.probabilities(features, words)[0]
