@@ -21,6 +21,7 @@ import numpy as np
 from assistant.answer import Composer, reply_from
 from assistant.config import ELEMENT_KEYS, OVERVIEW_FILE, TIER_KEYS, TOOLKIT_FILE, Settings
 from assistant.errors import InvalidInput
+from assistant.progress import account_clauses
 from assistant.query import QueryPlan, QueryStage, next_tier, refusal_plan
 from assistant.retrieval import Boost, Filters, Hit, HybridRetriever
 from assistant.schema import Passage, Reply
@@ -146,7 +147,7 @@ class Assistant:
         )
 
         def embed(texts: list[str]) -> np.ndarray:
-            return np.asarray(embeddings.embed_documents(texts), dtype=np.float32)
+            return np.asarray(store.embed_many(texts), dtype=np.float32)
 
         query = QueryStage(
             heads=heads,
@@ -204,6 +205,8 @@ class Assistant:
             previous = self._replay(history, clean_profile)
         if not text:
             return refusal_plan("empty")
+        # The question and its accounts of past work go through the model together, once.
+        self.retriever.store.embed_many([text, *account_clauses(text)])
         return self.query.plan(text, self.vector(text), previous=previous, profile=clean_profile)
 
     def _replay(self, history: Sequence[str], profile: Mapping[str, str]) -> QueryPlan | None:
@@ -297,9 +300,13 @@ class Assistant:
             query,
             k=k,
             filters=Filters(kinds=kinds),
-            vector=self.vector(query).tolist(),
+            vector=self.plan_vector(plan, question).tolist(),
             boost=boost,
         )
+
+    def plan_vector(self, plan: QueryPlan, question: str) -> np.ndarray:
+        """The vector a plan searches with: the question's own, or a follow-up's joint one."""
+        return plan.search_vector if plan.search_vector is not None else self.vector(question)
 
     def _compose(self, question: str, plan: QueryPlan, profile: Mapping[str, str]) -> Reply:
         match plan.kind:
@@ -337,7 +344,9 @@ class Assistant:
                 (
                     element,
                     element_tier,
-                    self._fitting_resources(plan.question or question, element, element_tier),
+                    self._fitting_resources(
+                        self.plan_vector(plan, question), element, element_tier
+                    ),
                 )
             )
         reason = plan.tier_reason
@@ -361,22 +370,23 @@ class Assistant:
 
     def _documents(self, question: str, plan: QueryPlan) -> list[Passage]:
         """A plan's own document passages that rank among the question's best hits."""
+        if not self.retriever.has_documents:
+            return []
         hits = self._search(question, plan, k=4)
         return [h.passage for h in hits if h.passage.kind == "document"][:2]
 
     def _fitting_resources(
-        self, question: str, element: str, tier: str, limit: int = 3
+        self, vector: np.ndarray, element: str, tier: str, limit: int = 3
     ) -> list[Passage]:
-        """The element's resources closest to the question and the tier's items."""
-        leads = " ".join(p.lead or "" for p in self.composer.items(element, tier))
-        # Dense by the question's own vector; the items' leads widen only the word match.
-        hits = self.retriever.search(
-            f"{question} {leads}",
-            k=limit,
-            filters=Filters(element=element, kinds=("resource",)),
-            vector=self.vector(question).tolist(),
-        )
-        return [hit.passage for hit in hits]
+        """The element's resources closest to the question and to the tier's items together."""
+        resources = [
+            p for p in self.composer.by_id.values() if p.kind == "resource" and p.element == element
+        ]
+        items = self.composer.items(element, tier)
+        target = vector + self.retriever.mean_vector([p.id for p in items])
+        scores = self.retriever.similarities(target, [p.id for p in resources])
+        ranked = sorted(zip(scores, range(len(resources)), strict=True), reverse=True)
+        return [resources[i] for _, i in ranked[:limit]]
 
     def _resources(self, question: str, plan: QueryPlan) -> Reply:
         hits = self._search(question, plan, k=8, kinds=("resource",))
@@ -393,7 +403,7 @@ class Assistant:
                 query,
                 k=6,
                 filters=Filters(element=plan.element, kinds=("resource",)),
-                vector=self.vector(query).tolist(),
+                vector=self.plan_vector(plan, question).tolist(),
             )
             passages = [h.passage for h in own]
             if hits and hits[0].passage.element != plan.element:

@@ -36,7 +36,7 @@ PASSAGE_GROUPS: dict[str, tuple[str, ...]] = {
 }
 SEED = 20261124
 # Changes whenever the feature layout changes: a model fitted on another layout is refitted.
-FEATURE_VERSION = "6"
+FEATURE_VERSION = "7"
 # Word n-grams count this much beside the standardised dense features.
 LEXICAL_WEIGHT = 1.0
 # Regularisation of every head (writer-held-out accuracy is flat from 0.1 to 2; lower C gives
@@ -123,10 +123,23 @@ class Head(BaseModel):
         return sparse.hstack([sparse.csr_matrix(scaled), words]).tocsr()
 
     def probabilities(self, dense: np.ndarray, words: Any = None) -> list[dict[str, float]]:
-        probs = self.model.predict_proba(self.inputs(dense, words))
+        """Class probabilities per row: the fitted model's own softmax, computed directly
+        (sklearn's input checks cost more than the arithmetic for one question)."""
+        scaler, model = self.scaler, self.model
+        scaled = (np.atleast_2d(dense) - scaler.mean_) / scaler.scale_
+        coef = model.coef_
+        width = scaled.shape[1]
+        logits = scaled @ coef[:, :width].T + model.intercept_
+        if self.lexical and words is not None:
+            logits = logits + np.asarray(words @ coef[:, width:].T)
+        if logits.shape[1] == 1:  # two classes: one logit, for the second
+            second = 1.0 / (1.0 + np.exp(-logits[:, 0]))
+            probs = np.stack([1.0 - second, second], axis=1)
+        else:
+            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probs = shifted / shifted.sum(axis=1, keepdims=True)
         return [
-            {str(c): float(p) for c, p in zip(self.model.classes_, row, strict=True)}
-            for row in probs
+            {str(c): float(p) for c, p in zip(model.classes_, row, strict=True)} for row in probs
         ]
 
 
@@ -243,7 +256,6 @@ def _vectorizer(texts: Sequence[str]) -> Any:
     """Word 1-2-grams, and character 3-5-grams inside words (so "leader" shares with "lead",
     and "upteak" with "uptake")."""
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.pipeline import FeatureUnion
 
     words = TfidfVectorizer(
         ngram_range=(1, 2), min_df=2, sublinear_tf=True, strip_accents="unicode"
@@ -251,7 +263,41 @@ def _vectorizer(texts: Sequence[str]) -> Any:
     chars = TfidfVectorizer(
         analyzer="char_wb", ngram_range=(3, 5), min_df=3, sublinear_tf=True, strip_accents="unicode"
     )
-    return FeatureUnion([("words", words), ("chars", chars)]).fit(list(texts))
+    return Lexical(parts=[words.fit(list(texts)), chars.fit(list(texts))])
+
+
+class Lexical(BaseModel):
+    """Fitted n-gram vectorizers side by side (FeatureUnion's job, without its per-call
+    scheduling cost)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    parts: list[Any]
+
+    def transform(self, texts: list[str]) -> Any:
+        """The vectorizers' own tf-idf (sublinear tf, idf, l2 per part), computed directly: for
+        one question sklearn's input checks cost more than the counting."""
+        from collections import Counter
+
+        from scipy import sparse
+
+        rows, cols, values = [], [], []
+        offset = 0
+        for part in self.parts:
+            analyze = part.build_analyzer()
+            vocabulary, idf = part.vocabulary_, part.idf_
+            for row, text in enumerate(texts):
+                counts = Counter(t for t in analyze(text) if t in vocabulary)
+                weights = {
+                    vocabulary[t]: (1.0 + np.log(n)) * idf[vocabulary[t]] for t, n in counts.items()
+                }
+                norm = float(np.sqrt(sum(w * w for w in weights.values()))) or 1.0
+                for col, weight in weights.items():
+                    rows.append(row)
+                    cols.append(offset + col)
+                    values.append(weight / norm)
+            offset += len(vocabulary)
+        return sparse.csr_matrix((values, (rows, cols)), shape=(len(texts), offset))
 
 
 def _fit_head(

@@ -70,6 +70,9 @@ class QueryPlan(BaseModel):
     confidence: float = 1.0
     alternatives: list[Alternative] = Field(default_factory=list)
 
+    # The question's vector (a follow-up's: joint with the earlier turn); kept out of JSON.
+    search_vector: Any = Field(default=None, exclude=True, repr=False)
+
     @property
     def element(self) -> str | None:
         return self.elements[0].element if self.elements else None
@@ -170,7 +173,8 @@ class QueryStage:
         if carried is not None and follows and (not elements or _weak(element_scores)):
             # Read the element from both turns together ("...for equity? What comes after that?").
             both = f"{carried.question} {text}"
-            joint = self.featurizer.features(self.vector(both)[None, :])
+            joint_vector = _joint(self._vector_of(carried), vector)
+            joint = self.featurizer.features(joint_vector[None, :])
             elements = self._elements(
                 self.heads.element.probabilities(joint, self.heads.words([both]))[0]
             )
@@ -196,6 +200,9 @@ class QueryStage:
             unsure, elements = elements[0].element, []
 
         plan = QueryPlan(
+            search_vector=_joint(self._vector_of(carried), vector)
+            if carried is not None and follows
+            else vector,
             question=f"{carried.question} {text}" if carried is not None and follows else text,
             kind=kind,
             kind_scores={k: round(v, 4) for k, v in kind_scores.items()},
@@ -323,6 +330,11 @@ class QueryStage:
                 known=False,
             )
 
+    def _vector_of(self, plan: QueryPlan) -> np.ndarray:
+        if plan.search_vector is not None:
+            return np.asarray(plan.search_vector, dtype=np.float32)
+        return self.vector(plan.question)
+
     def _named_done(self, text: str) -> bool:
         """A tier named in an account of past work ("we've got the basics covered"), not negated."""
         return any(
@@ -367,6 +379,12 @@ def _after(tier: str) -> str:
     if tier == "setting-the-standard":
         return "Setting the Standard is the toolkit's highest tier; there is no tier after it."
     return f"The tier after {TIER_NAMES[tier]}, as you asked."
+
+
+def _joint(earlier: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Two turns read together: the normalised sum of their vectors (no second model call)."""
+    both = np.asarray(earlier, dtype=np.float32) + np.asarray(current, dtype=np.float32)
+    return both / (np.linalg.norm(both) or 1.0)
 
 
 def _weak(scores: dict[str, float]) -> bool:

@@ -182,6 +182,7 @@ class HybridRetriever(BaseRetriever):
     _by_id: dict[str, Passage] = PrivateAttr(default_factory=dict)
     _bm25: Any = PrivateAttr(default=None)
     _documents: bool = PrivateAttr(default=False)
+    _rows_by_id: dict[str, int] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, context: Any, /) -> None:
         import bm25s
@@ -200,16 +201,44 @@ class HybridRetriever(BaseRetriever):
         query_tokens = tokens(query)
         if not query_tokens:
             return []
+        import numpy as np
+
         scores = self._bm25.get_scores(query_tokens)
-        ranked = sorted(
-            (
-                (p.id, float(scores[i]))
-                for i, p in enumerate(self.passages)
-                if scores[i] > 0 and filters.accepts(p)
-            ),
-            key=lambda pair: -pair[1],
-        )
-        return ranked[:limit]
+        ranked: list[tuple[str, float]] = []
+        for i in np.argsort(-scores):  # best first; stop at the first zero or at the limit
+            if scores[i] <= 0 or len(ranked) == limit:
+                break
+            passage = self.passages[i]
+            if filters.accepts(passage):
+                ranked.append((passage.id, float(scores[i])))
+        return ranked
+
+    @property
+    def has_documents(self) -> bool:
+        """Whether the index holds any of a plan's own documents."""
+        return self._documents
+
+    def _rows(self, ids: list[str]) -> list[int]:
+        if not self._rows_by_id:
+            self._rows_by_id = {pid: row for row, pid in enumerate(self.memory_ids)}
+        return [self._rows_by_id[pid] for pid in ids if pid in self._rows_by_id]
+
+    def similarities(self, vector: Any, ids: list[str]) -> list[float]:
+        """Cosine of ``vector`` with each in-memory passage of ``ids`` (same order)."""
+        import numpy as np
+
+        rows = self._rows(ids)
+        return [float(v) for v in np.asarray(self.memory_vectors)[rows] @ np.asarray(vector)]
+
+    def mean_vector(self, ids: list[str]) -> Any:
+        """The normalised mean of the in-memory vectors of ``ids`` (zeros when none)."""
+        import numpy as np
+
+        rows = self._rows(ids)
+        if not rows:
+            return np.zeros(np.asarray(self.memory_vectors).shape[1], dtype=np.float32)
+        mean = np.asarray(self.memory_vectors)[rows].mean(axis=0)
+        return mean / (np.linalg.norm(mean) or 1.0)
 
     def dense(
         self, query: str, *, filters: Filters, vector: list[float] | None
@@ -257,14 +286,22 @@ class HybridRetriever(BaseRetriever):
         for rank, (pid, distance) in enumerate(dense, start=1):
             if pid not in self._by_id:
                 continue
-            fused[pid] = Hit(
+            # model_construct: the values are ours and already typed; validation is per-query cost.
+            fused[pid] = Hit.model_construct(
                 passage=self._by_id[pid],
                 score=1 / (RRF_K + rank),
                 distance=distance,
                 dense_rank=rank,
+                lexical_rank=None,
             )
         for rank, (pid, _score) in enumerate(lexical, start=1):
-            hit = fused.get(pid) or Hit(passage=self._by_id[pid], score=0.0)
+            hit = fused.get(pid) or Hit.model_construct(
+                passage=self._by_id[pid],
+                score=0.0,
+                distance=None,
+                dense_rank=None,
+                lexical_rank=None,
+            )
             hit.score += 1 / (RRF_K + rank)
             hit.lexical_rank = rank
             fused[pid] = hit

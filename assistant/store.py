@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from functools import lru_cache, partial
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
 VERSION_SEP = "--"
+VECTOR_CACHE_SIZE = 1024
 _META_KEYS = ("kind", "element", "tier", "subgoal", "lead", "source", "title", "text")
 
 
@@ -83,11 +85,27 @@ class Store:
         self.settings = settings
         self.embeddings = embeddings
         self._vectorstore: Any = None
-        # One question is searched several times while it is routed and answered: embed it once.
-        self.embed_query = lru_cache(maxsize=1024)(self._embed_query)
+        # One question is searched several times while it is planned and answered: embed it once.
+        self._vectors: OrderedDict[str, tuple[float, ...]] = OrderedDict()
+        self.model_calls = 0  # forward passes of the model, for tests and benchmarks
 
-    def _embed_query(self, text: str) -> tuple[float, ...]:
-        return tuple(self.embeddings.embed_query(text))
+    def embed_query(self, text: str) -> tuple[float, ...]:
+        """The embedding of ``text``, from the cache when it was embedded before."""
+        return self.embed_many([text])[0]
+
+    def embed_many(self, texts: Sequence[str]) -> list[tuple[float, ...]]:
+        """Embeddings of ``texts``; those not cached are embedded together in one model call."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            self.model_calls += 1
+            for text, vector in zip(missing, self.embeddings.embed_documents(missing), strict=True):
+                self._vectors[text] = tuple(vector)
+            while len(self._vectors) > VECTOR_CACHE_SIZE:
+                self._vectors.popitem(last=False)
+        return [self._vectors[t] for t in texts]
+
+    def clear_cache(self) -> None:
+        self._vectors.clear()
 
     @classmethod
     def open(cls, settings: Settings, embeddings: Embeddings, *, create: bool = False) -> Store:
