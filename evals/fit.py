@@ -292,12 +292,13 @@ def first_contact_table(path: Path = FIRST_CONTACT) -> str:
         return "(no first-contact sets recorded yet)"
     rows = yaml.safe_load(path.read_text("utf-8")) or []
     lines = [
-        "| set | date | writer brief | n | strict pass at first contact | OOS refused | false refusals |",
-        "|---|---|---|---|---|---|---|",
+        "| round | set | date | writer brief | n | strict pass at first contact | OOS refused | false refusals |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
-            f"| {row['set']} | {row['date']} | {row['brief']} | {row['n']} | {row['strict']} | "
+            f"| {row.get('round', '–')} | {row['set']} | {row['date']} | {row['brief']} | "
+            f"{row['n']} | {row['strict']} | "
             f"{row.get('refused', '–')} | {row.get('false_refusals', '–')} |"
         )
     return "\n".join(lines)
