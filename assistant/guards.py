@@ -32,6 +32,7 @@ class Rules(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     tier_names: dict[str, list[str]]
+    tier_after: list[str]
     negation: list[str]
     guards: dict[str, list[str]]
     language_replies: dict[str, str]
@@ -78,6 +79,14 @@ class Rules(BaseModel):
             if pattern.search(lowered):
                 return tier
         return None
+
+    @cached_property
+    def _after(self) -> re.Pattern[str]:
+        return re.compile(rf"(?<![a-z0-9])(?:{'|'.join(self.tier_after)})(?![a-z0-9])")
+
+    def asks_after(self, text: str) -> bool:
+        """Whether a follow-up asks for the tier after the one just shown ("and after that?")."""
+        return bool(self._after.search(text.lower().replace("’", "'")))
 
     def negated(self, clause: str) -> bool:
         """Whether a clause says something is *not* done."""

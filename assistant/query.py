@@ -285,7 +285,9 @@ class QueryStage:
         if carried is not None and carried.tier and named is None and not progress.done:
             if plan.direction == "lead":
                 take("setting-the-standard", _LEAD)
-            elif plan.direction == "next" and element in carried.element_keys:
+            elif element in carried.element_keys and (
+                self.rules.asks_after(text) or plan.direction == "next"
+            ):
                 take(next_tier(carried.tier), _after(carried.tier))
             else:
                 take(carried.tier, f"The same tier as before, {TIER_NAMES[carried.tier]}.")

@@ -156,11 +156,6 @@ def test_no_element_named_gives_each_element_its_next_tier(bot) -> None:  # type
     assert len([c for c in reply.citations if c.kind == "action_item"]) == 1 + 3 + 5 + 4 + 3 + 1 + 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known miss of the learned stage: an off-topic ask phrased like a next-steps question "
-    "and near enough to the toolkit's words is answered (see evals/reports/generalization.md)",
-)
 def test_off_topic_next_steps_are_refused(bot) -> None:  # type: ignore[no-untyped-def]
     assert bot.ask("What should we do first about our kitchen remodel?").kind == "out_of_scope"
 
