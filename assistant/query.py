@@ -170,13 +170,16 @@ class QueryStage:
         kind: Kind = ranked_kinds[0]  # type: ignore[assignment]
 
         follows = carried is not None and (short or not elements)
-        if carried is not None and follows and (not elements or _weak(element_scores)):
-            # Read the element from both turns together ("...for equity? What comes after that?").
-            both = f"{carried.question} {text}"
+        # A follow-up is read and searched together with the earlier turn.
+        joint_text, joint_vector = text, vector
+        if carried is not None and follows:
+            joint_text = f"{carried.question} {text}"
             joint_vector = _joint(self._vector_of(carried), vector)
+        if carried is not None and follows and (not elements or _weak(element_scores)):
+            # The element of both turns together ("...for equity? What comes after that?").
             joint = self.featurizer.features(joint_vector[None, :])
             elements = self._elements(
-                self.heads.element.probabilities(joint, self.heads.words([both]))[0]
+                self.heads.element.probabilities(joint, self.heads.words([joint_text]))[0]
             )
             elements = elements or list(carried.elements)
         if (
@@ -200,10 +203,8 @@ class QueryStage:
             unsure, elements = elements[0].element, []
 
         plan = QueryPlan(
-            search_vector=_joint(self._vector_of(carried), vector)
-            if carried is not None and follows
-            else vector,
-            question=f"{carried.question} {text}" if carried is not None and follows else text,
+            search_vector=joint_vector,
+            question=joint_text,
             kind=kind,
             kind_scores={k: round(v, 4) for k, v in kind_scores.items()},
             elements=elements,
