@@ -401,7 +401,8 @@ def _progress_reason(progress: Progress, tier: str) -> str:
     if tier == "setting-the-standard" and progress.done_tier == tier:
         head = "What you describe is already at Setting the Standard, the toolkit's highest tier, shown again."
     else:
-        head = f"What you describe puts you past the tier before {TIER_NAMES[tier]}, so these are the next actions."
+        before = TIER_KEYS[max(TIER_KEYS.index(tier) - 1, 0)]
+        head = f"What you describe covers {TIER_NAMES[before]}, so these are the next actions."
     return f"{head} Read as done: {said}."
 
 
