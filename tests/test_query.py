@@ -230,3 +230,34 @@ def test_fit_command_knows_when_the_model_is_up_to_date(tmp_path: Path, query_mo
     )
     assert done.returncode == 0, done.stderr
     assert "up to date" in done.stdout
+
+
+# Problems described instead of elements named, and the toolkit's ideas in other words.
+DESCRIBED = [
+    (
+        "Families of our sickest members are burning out and nobody checks on them. What should we do?",
+        "next_steps",
+        "family-caregiver-support",
+    ),
+    (
+        "Every palliative vendor we contract staffs differently. What should we do?",
+        "next_steps",
+        "quality",
+    ),
+    ("How do we set one rate that covers the whole team?", "next_steps", "payment"),
+    (
+        "How do we train doctors who are not palliative specialists?",
+        "next_steps",
+        "workforce-capacity",
+    ),
+    ("Where could our nurses learn symptom management?", "resources", "workforce-capacity"),
+    ("Our oncologists never refer anyone.", "next_steps", "uptake"),
+]
+
+
+@pytest.mark.parametrize(("question", "kind", "element"), DESCRIBED)
+def test_problems_and_paraphrases_find_their_element(
+    bot: Assistant, question: str, kind: str, element: str
+) -> None:
+    reply = bot.ask(question)
+    assert (reply.kind, reply.element) == (kind, element)
