@@ -34,6 +34,7 @@ SUGGESTED_START = (
     "We've got the basics covered on equity. What should we do next?",
     "What resources help us price a bundled payment?",
 )
+# Keyed by refusal reason: a safety guard's name or a class of the learned refusal head.
 _REFUSALS = {
     "empty": "Please type a question about the Develop a Plan toolkit.",
     "clinical": (
@@ -56,7 +57,6 @@ _REFUSALS = {
         "contract language."
     ),
     "small_talk": "I'm Plan Guide: I answer questions about the Develop a Plan toolkit.",
-    # guards name their reason by the guard; the learned refusal classes by their class
     "not_covered": "The Develop a Plan toolkit does not cover that topic.",
     "other_language": "Plan Guide reads questions in English only. Please ask in English.",
 }
@@ -154,7 +154,6 @@ class Assistant:
             featurizer=Featurizer(toolkit_passages, vectors),
             rules=Rules.load(),
             embed=embed,
-            vector=lambda text: np.asarray(store.embed_query(text), dtype=np.float32),
         )
         return cls(
             settings=settings, retriever=retriever, query=query, llm=make_chat_model(settings)
@@ -336,6 +335,7 @@ class Assistant:
         tier = plan.tier or "essentials"
         elements = plan.element_keys[:1] or list(ELEMENT_KEYS)
         sections = []
+        vector = self.plan_vector(plan, question)
         for element in elements:
             element_tier = tier
             if plan.tier is None:
@@ -344,9 +344,7 @@ class Assistant:
                 (
                     element,
                     element_tier,
-                    self._fitting_resources(
-                        self.plan_vector(plan, question), element, element_tier
-                    ),
+                    self._fitting_resources(vector, element, element_tier),
                 )
             )
         reason = plan.tier_reason

@@ -27,7 +27,6 @@ from assistant.errors import IndexUnusable
 from assistant.schema import KINDS, Passage
 
 NONE = "none"
-DIRECTIONS: tuple[str, ...] = ("start", "next", "lead", "named")
 PASSAGE_GROUPS: dict[str, tuple[str, ...]] = {
     "action": ("action_item", "subgoal"),
     "resource": ("resource",),
@@ -36,7 +35,7 @@ PASSAGE_GROUPS: dict[str, tuple[str, ...]] = {
 }
 SEED = 20261124
 # Changes whenever the feature layout changes: a model fitted on another layout is refitted.
-FEATURE_VERSION = "7"
+FEATURE_VERSION = "8"
 # Word n-grams count this much beside the standardised dense features.
 LEXICAL_WEIGHT = 1.0
 # Regularisation of every head (writer-held-out accuracy is flat from 0.1 to 2; lower C gives
@@ -98,7 +97,7 @@ class Featurizer:
 def tier_features(features: np.ndarray, named: str | None, evidence: Sequence[float]) -> np.ndarray:
     """The tier head's input: the question's features, the tier it names, its described progress."""
     named_row = [1.0 if named == tier else 0.0 for tier in TIER_KEYS]
-    extra = np.asarray([*named_row, *evidence], dtype=np.float32) * 4.0
+    extra = np.asarray([*named_row, *evidence], dtype=np.float32) * EVIDENCE_SCALE
     return np.hstack([np.atleast_2d(features), extra[None, :]])
 
 
@@ -109,7 +108,6 @@ class Head(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     name: str
-    classes: list[str]
     scaler: Any
     model: Any
     lexical: bool = True
@@ -316,7 +314,7 @@ def _fit_head(
     if len(set(y)) < 2:
         raise ValueError(f"head {name!r} needs examples of at least two classes, got {set(y)}")
     scaler = StandardScaler().fit(dense[rows])
-    head = Head(name=name, classes=sorted(set(y)), scaler=scaler, model=None, lexical=lexical)
+    head = Head(name=name, scaler=scaler, model=None, lexical=lexical)
     head.model = _logistic(c).fit(head.inputs(dense[rows], words[rows] if lexical else None), y)
     return head
 
@@ -469,7 +467,6 @@ def describe(heads: Heads) -> str:
 
 
 __all__ = [
-    "DIRECTIONS",
     "KINDS",
     "Example",
     "Featurizer",

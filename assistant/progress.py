@@ -5,7 +5,8 @@ items by cosine similarity and read for negation. Items in clauses that are not 
 done; the plan is at the highest tier of any done item (tiers are cumulative), and wants the
 next one.
 
-    progress = read_progress(text, rules=rules, embed=embed, items=items, element="payment")
+    reader = ProgressReader(passages=toolkit_passages, rules=rules, embed=embed)
+    progress = reader.read(text, "payment")
     progress.done_tier, progress.done_items, progress.nothing_done
 """
 
@@ -83,11 +84,6 @@ class Progress(BaseModel):
     def nothing_done(self) -> bool:
         return bool(self.matches) and all(m.negated for m in self.matches)
 
-    @property
-    def mixed(self) -> bool:
-        """Done items from more than one tier: say which ones were read."""
-        return len({m.tier for m in self.done}) > 1
-
     def evidence(self) -> list[float]:
         """Features for the tier head: best similarity per tier, affirmed and negated; the tier
         the matched items put the plan at (one-hot, or "nothing done"); whether any account."""
@@ -102,9 +98,6 @@ class Progress(BaseModel):
         out.append(1.0 if self.nothing_done else 0.0)
         out.append(1.0 if self.matches else 0.0)
         return out
-
-
-EVIDENCE_SIZE = 3 * len(TIER_KEYS) + 2
 
 
 def account_clauses(text: str) -> list[str]:
@@ -151,29 +144,6 @@ def match_clauses(
             )
         )
     return Progress(matches=matches)
-
-
-def read_progress(
-    text: str,
-    *,
-    rules: Rules,
-    embed: Callable[[list[str]], np.ndarray],
-    items: Sequence[Passage],
-    item_vectors: np.ndarray,
-    threshold: float = MATCH_SIMILARITY,
-) -> Progress:
-    """Match each account clause of ``text`` to its nearest action item of ``items``."""
-    clauses = account_clauses(text)
-    if not clauses or not items:
-        return Progress()
-    return match_clauses(
-        clauses,
-        embed(clauses),
-        rules=rules,
-        items=items,
-        item_vectors=item_vectors,
-        threshold=threshold,
-    )
 
 
 class ProgressReader:

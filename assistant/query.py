@@ -19,14 +19,14 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
+from assistant.answer import element_name
 from assistant.classifier import NONE, Featurizer, Heads, tier_features
-from assistant.config import ELEMENT_KEYS, TIER_KEYS
+from assistant.config import TIER_KEYS
 from assistant.guards import Rules
-from assistant.progress import Progress, ProgressReader, account_clauses, main_clause
+from assistant.progress import Progress, ProgressReader
 from assistant.schema import Alternative, Kind, Reply
 from assistant.toolkit import TIER_NAMES
 
-ELEMENT_NAMES = {key: key.replace("-", " ").title() for key in ELEMENT_KEYS}
 # An element the heads give less than this is not kept among the plan's elements.
 ELEMENT_FLOOR = 0.12
 # Below this for the best element, the question names none ("what should we work on next?").
@@ -37,6 +37,8 @@ SURE_ELEMENT = 0.7
 CLOSE_SHARE = 0.6
 # A question this short, with no element of its own, continues the earlier turn.
 SHORT_WORDS = 8
+# A short follow-up keeps its own element only when the heads give it at least this.
+FOLLOW_UP_OWN_ELEMENT = 0.8
 # P(out of scope) a short follow-up needs before it is refused.
 FOLLOW_UP_REFUSAL = 0.98
 # Action items this close to the question (cosine), and near the best one, are its focus.
@@ -105,10 +107,8 @@ class QueryStage:
         featurizer: Featurizer,
         rules: Rules,
         embed: Callable[[list[str]], np.ndarray],
-        vector: Callable[[str], np.ndarray] | None = None,
     ) -> None:
         self.heads = heads
-        self.vector = vector or (lambda text: np.asarray(embed([text]), dtype=np.float32)[0])
         self.featurizer = featurizer
         self.rules = rules
         self.embed = embed
@@ -295,10 +295,10 @@ class QueryStage:
         elif element is None:
             plan.tier = None  # each element takes its own next tier from the profile
         elif done and named is None:
-            tier = "setting-the-standard" if plan.direction == "lead" else next_tier(done)
             if plan.direction == "lead":
-                take(tier, _LEAD)
+                take("setting-the-standard", _LEAD)
             else:
+                tier = next_tier(done)
                 take(
                     tier,
                     f"Your profile marks {TIER_NAMES[done]} as complete, so these are the next "
@@ -310,7 +310,7 @@ class QueryStage:
         elif (
             named
             and named != "setting-the-standard"
-            and (self._named_done(text) or plan.direction == "next")
+            and (self._named_done(progress) or plan.direction == "next")
         ):
             take(
                 next_tier(named), f"You said {TIER_NAMES[named]} is done, so this is the next tier."
@@ -336,15 +336,13 @@ class QueryStage:
     def _vector_of(self, plan: QueryPlan) -> np.ndarray:
         if plan.search_vector is not None:
             return np.asarray(plan.search_vector, dtype=np.float32)
-        return self.vector(plan.question)
+        return np.asarray(self.embed([plan.question]), dtype=np.float32)[0]
 
-    def _named_done(self, text: str) -> bool:
+    def _named_done(self, progress: Progress) -> bool:
         """A tier named in an account of past work ("we've got the basics covered"), not negated."""
         return any(
-            len(clause.split()) >= 3
-            and self.rules.tier_named(clause)
-            and not self.rules.negated(main_clause(clause))
-            for clause in account_clauses(text)
+            len(m.clause.split()) >= 3 and self.rules.tier_named(m.clause) and not m.negated
+            for m in progress.matches
         )
 
     def _focus(self, sims: np.ndarray, elements: list[str]) -> list[str]:
@@ -393,7 +391,7 @@ def _joint(earlier: np.ndarray, current: np.ndarray) -> np.ndarray:
 def _weak(scores: dict[str, float]) -> bool:
     """No element stands out: a short follow-up keeps the earlier turn's element."""
     best = max((v for k, v in scores.items() if k != NONE), default=0.0)
-    return best < 0.8
+    return best < FOLLOW_UP_OWN_ELEMENT
 
 
 def _progress_reason(progress: Progress, tier: str) -> str:
@@ -407,7 +405,7 @@ def _progress_reason(progress: Progress, tier: str) -> str:
 
 
 def _alternative(kind: Kind, element: str | None) -> Alternative:
-    name = ELEMENT_NAMES.get(element or "", "")
+    name = element_name(element) if element else ""
     low = name.lower()
     match kind:
         case "resources":

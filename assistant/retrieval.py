@@ -189,6 +189,7 @@ class HybridRetriever(BaseRetriever):
 
         self._by_id = {p.id: p for p in self.passages}
         self._documents = any(p.kind == "document" for p in self.passages)
+        self._rows_by_id = {pid: row for row, pid in enumerate(self.memory_ids)}
         corpus = [tokens(f"{p.title} {p.lead or ''} {p.text}") for p in self.passages]
         self._bm25 = bm25s.BM25()
         self._bm25.index(corpus, show_progress=False)
@@ -219,8 +220,6 @@ class HybridRetriever(BaseRetriever):
         return self._documents
 
     def _rows(self, ids: list[str]) -> list[int]:
-        if not self._rows_by_id:
-            self._rows_by_id = {pid: row for row, pid in enumerate(self.memory_ids)}
         return [self._rows_by_id[pid] for pid in ids if pid in self._rows_by_id]
 
     def similarities(self, vector: Any, ids: list[str]) -> list[float]:
