@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.config import ELEMENT_KEYS, TIER_KEYS
 from assistant.errors import IndexUnusable
+from assistant.guards import Rules
 from assistant.schema import KINDS, Passage
 
 NONE = "none"
@@ -35,7 +36,7 @@ PASSAGE_GROUPS: dict[str, tuple[str, ...]] = {
 }
 SEED = 20261124
 # Changes whenever the feature layout changes: a model fitted on another layout is refitted.
-FEATURE_VERSION = "8"
+FEATURE_VERSION = "9"
 # Word n-grams count this much beside the standardised dense features.
 LEXICAL_WEIGHT = 1.0
 # Regularisation of every head (writer-held-out accuracy is flat from 0.1 to 2; lower C gives
@@ -83,7 +84,16 @@ class Featurizer:
         """Cosine of each question (rows) with each toolkit passage (columns)."""
         return np.asarray(vectors, dtype=np.float32) @ self.vectors.T
 
-    def features(self, vectors: np.ndarray, sims: np.ndarray | None = None) -> np.ndarray:
+    def features(
+        self,
+        vectors: np.ndarray,
+        sims: np.ndarray | None = None,
+        *,
+        texts: Sequence[str],
+        rules: Rules,
+    ) -> np.ndarray:
+        """One row per question: its vector, the passage evidence, and the closed-rule cues of
+        its text (``cues``)."""
         vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         sims = self.similarities(vectors) if sims is None else np.atleast_2d(sims)
         best = [np.where(mask, sims, -1.0).max(axis=1) for mask in self.masks if mask.any()]
@@ -91,7 +101,22 @@ class Featurizer:
         evidence = np.stack([*best, top], axis=1)
         # Evidence is on a cosine scale, the vector on a unit-norm one: widen the evidence so that
         # one regularisation strength suits both.
-        return np.hstack([vectors, EVIDENCE_SCALE * evidence])
+        cue_rows = np.asarray([cues(text, rules) for text in texts], dtype=np.float32)
+        # The nearest passage's cosine stays the last column (``_topic_floor`` reads it).
+        return np.hstack([vectors, EVIDENCE_SCALE * cue_rows, EVIDENCE_SCALE * evidence])
+
+
+def cues(text: str, rules: Rules) -> list[float]:
+    """What the closed vocabularies read in a question, as inputs the heads weigh themselves:
+    the tier it names, whether it asks for the tier after one, whether it tells of past work."""
+    from assistant.progress import account_clauses
+
+    named = rules.tier_named(text)
+    return [
+        *(1.0 if named == tier else 0.0 for tier in TIER_KEYS),
+        1.0 if rules.asks_after(text) else 0.0,
+        1.0 if account_clauses(text) else 0.0,
+    ]
 
 
 def tier_features(features: np.ndarray, named: str | None, evidence: Sequence[float]) -> np.ndarray:

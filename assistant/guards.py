@@ -33,6 +33,7 @@ class Rules(BaseModel):
 
     tier_names: dict[str, list[str]]
     tier_after: list[str]
+    back_references: list[str]
     negation: list[str]
     guards: dict[str, list[str]]
     language_replies: dict[str, str]
@@ -87,6 +88,14 @@ class Rules(BaseModel):
     def asks_after(self, text: str) -> bool:
         """Whether a follow-up asks for the tier after the one just shown ("and after that?")."""
         return bool(self._after.search(text.lower().replace("’", "'")))
+
+    @cached_property
+    def _back(self) -> re.Pattern[str]:
+        return re.compile(rf"(?<![a-z0-9])(?:{'|'.join(self.back_references)})(?![a-z0-9])")
+
+    def refers_back(self, clause: str) -> bool:
+        """Whether a follow-up's clause points at what was just shown ("we do both already")."""
+        return bool(self._back.search(clause.lower()))
 
     def negated(self, clause: str) -> bool:
         """Whether a clause says something is *not* done."""

@@ -136,7 +136,9 @@ class QueryStage:
             return refusal_plan(guard)
 
         sims = self.featurizer.similarities(vector[None, :])[0]
-        features = self.featurizer.features(vector[None, :], sims[None, :])
+        features = self.featurizer.features(
+            vector[None, :], sims[None, :], texts=[text], rules=self.rules
+        )
         words = self.heads.words([text])
         kind_scores = self.heads.kind.probabilities(features, words)[0]
         carried = previous if previous is not None and previous.kind != "out_of_scope" else None
@@ -175,9 +177,16 @@ class QueryStage:
         if carried is not None and follows:
             joint_text = f"{carried.question} {text}"
             joint_vector = _joint(self._vector_of(carried), vector)
-        if carried is not None and follows and (not elements or _weak(element_scores)):
+        # Nearer no passage than fair questions ever are ("we do both of those already"): the
+        # question's own element reading means nothing.
+        content_free = float(sims.max()) < self.heads.topic_floor
+        if carried is not None and follows and content_free:
+            elements = list(carried.elements)
+        elif carried is not None and follows and (not elements or _weak(element_scores)):
             # The element of both turns together ("...for equity? What comes after that?").
-            joint = self.featurizer.features(joint_vector[None, :])
+            joint = self.featurizer.features(
+                joint_vector[None, :], texts=[joint_text], rules=self.rules
+            )
             elements = self._elements(
                 self.heads.element.probabilities(joint, self.heads.words([joint_text]))[0]
             )
@@ -283,15 +292,28 @@ class QueryStage:
         def take(tier: str, reason: str, known: bool = True) -> None:
             plan.tier, plan.tier_reason, plan.known_tier = tier, reason, known
 
-        if carried is not None and carried.tier and named is None and not progress.done:
-            if plan.direction == "lead":
+        same_element = carried is not None and element in carried.element_keys
+        # A follow-up on another element with its own account or profile is read on its own.
+        own_reading = not same_element and bool(progress.matches or (element and element in profile))
+        carried_tier = (carried.tier or self.rules.tier_named(carried.question)) if carried else None
+        if carried is not None and carried_tier and named is None and not own_reading:
+            shown_done = any(
+                self.rules.refers_back(m.clause) and not m.negated for m in progress.matches
+            )
+            if plan.direction == "lead" and not progress.done:
                 take("setting-the-standard", _LEAD)
-            elif element in carried.element_keys and (
-                self.rules.asks_after(text) or plan.direction == "next"
-            ):
-                take(next_tier(carried.tier), _after(carried.tier))
+            elif same_element and (progress.done or shown_done):
+                # "We've done those (and X too)": the tier shown is complete, and so is
+                # whatever the described items cover.
+                done_tier = max(
+                    [carried_tier, *([progress.done_tier] if progress.done_tier else [])],
+                    key=TIER_KEYS.index,
+                )
+                take(next_tier(done_tier), _after(done_tier))
+            elif same_element and (self.rules.asks_after(text) or plan.direction == "next"):
+                take(next_tier(carried_tier), _after(carried_tier))
             else:
-                take(carried.tier, f"The same tier as before, {TIER_NAMES[carried.tier]}.")
+                take(carried_tier, f"The same tier as before, {TIER_NAMES[carried_tier]}.")
         elif element is None:
             plan.tier = None  # each element takes its own next tier from the profile
         elif done and named is None:

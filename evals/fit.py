@@ -143,7 +143,7 @@ def prepare(
             questions.append(question)
             examples.append(to_example(question, group_name(path)))
     vectors = _embed_cached([e.question for e in examples], embed, cache)
-    features = featurizer.features(vectors)
+    features = featurizer.features(vectors, texts=[e.question for e in examples], rules=rules)
     named = [rules.tier_named(e.question) for e in examples]
     return Training(
         questions=questions,
