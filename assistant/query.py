@@ -171,15 +171,15 @@ class QueryStage:
         ranked_kinds = sorted(in_scope, key=in_scope.__getitem__, reverse=True)
         kind: Kind = ranked_kinds[0]  # type: ignore[assignment]
 
-        follows = carried is not None and (short or not elements)
+        # Nearer no passage than fair questions ever are ("say we get all of that done - then
+        # what?"): the question's own element reading means nothing, so it continues a turn.
+        content_free = float(sims.max()) < self.heads.topic_floor
+        follows = carried is not None and (short or not elements or content_free)
         # A follow-up is read and searched together with the earlier turn.
         joint_text, joint_vector = text, vector
         if carried is not None and follows:
             joint_text = f"{carried.question} {text}"
             joint_vector = _joint(self._vector_of(carried), vector)
-        # Nearer no passage than fair questions ever are ("we do both of those already"): the
-        # question's own element reading means nothing.
-        content_free = float(sims.max()) < self.heads.topic_floor
         if carried is not None and follows and content_free:
             elements = list(carried.elements)
         elif carried is not None and follows and (not elements or _weak(element_scores)):
