@@ -294,8 +294,12 @@ class QueryStage:
 
         same_element = carried is not None and element in carried.element_keys
         # A follow-up on another element with its own account or profile is read on its own.
-        own_reading = not same_element and bool(progress.matches or (element and element in profile))
-        carried_tier = (carried.tier or self.rules.tier_named(carried.question)) if carried else None
+        own_reading = not same_element and bool(
+            progress.matches or (element and element in profile)
+        )
+        carried_tier = (
+            (carried.tier or self.rules.tier_named(carried.question)) if carried else None
+        )
         if carried is not None and carried_tier and named is None and not own_reading:
             shown_done = any(
                 self.rules.refers_back(m.clause) and not m.negated for m in progress.matches

@@ -161,6 +161,45 @@ def test_the_last_plan_can_be_passed_instead_of_history(bot: Assistant) -> None:
     assert (reply.element, reply.tier) == ("equity", "progressing-further")
 
 
+@pytest.mark.parametrize(
+    ("history", "question", "element", "tier"),
+    [
+        # "Done what you showed": the shown tier is complete, the element carries over.
+        (
+            ["How should we be paying palliative providers? We're just starting."],
+            "We already do both of those. What's after?",
+            "payment",
+            "progressing-further",
+        ),
+        (
+            ["What should we do first for family caregivers?"],
+            "Fine. Suppose all of that is done by spring. Then what?",
+            "family-caregiver-support",
+            "progressing-further",
+        ),
+        # Each "after that" moves one tier on from the last.
+        (
+            ["What are the essentials for workforce capacity?", "and after that?"],
+            "and after that?",
+            "workforce-capacity",
+            "setting-the-standard",
+        ),
+        # Another element with its own account is read on its own, not at the earlier tier.
+        (
+            ["We have acuity tiers and performance incentives on payment. What's next?"],
+            "What about equity? We haven't done anything there.",
+            "equity",
+            "essentials",
+        ),
+    ],
+)
+def test_follow_ups_move_from_the_tier_just_shown(
+    bot: Assistant, history: list[str], question: str, element: str, tier: str
+) -> None:
+    reply = bot.ask(question, history=history)
+    assert (reply.kind, reply.element, reply.tier) == ("next_steps", element, tier)
+
+
 def test_unsure_element_with_a_profile_answers_every_element_and_offers_the_guess(
     bot: Assistant,
 ) -> None:
