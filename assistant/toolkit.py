@@ -35,6 +35,7 @@ _NUMBER_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 
 
 _SUP = re.compile(r"<sup>\s*(\d+)\s*</sup>")
 _TAG = re.compile(r"<[^>]+>")
+_MD_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)]*)\)")
 _MD_LINK = re.compile(r"\[([^\]]*)\]\(([^)]*)\)")
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _ITALIC = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
@@ -162,14 +163,20 @@ class Toolkit(BaseModel):
 
 
 def clean(text: str) -> str:
-    """Markdown and HTML removed, footnote markers dropped, whitespace folded."""
+    """Markdown and HTML removed, footnote markers dropped, whitespace folded.
+
+    Entities are decoded first, so an encoded tag or image (``&lt;img …&gt;``) is removed like
+    any other; images keep only their alt text, links only their label.
+    """
+    text = html.unescape(text)
     text = _SUP.sub("", text)
+    text = _MD_IMAGE.sub(r"\1", text)
     text = _MD_LINK.sub(r"\1", text)
     text = _TAG.sub("", text)
     text = text.replace("**", "").replace("\\(", "(").replace("\\)", ")")
     text = _ITALIC.sub(r"\1", text)
     text = re.sub(r"(?m)^\s*#+\s*", "", text)
-    text = html.unescape(text).replace("→", "")
+    text = text.replace("→", "")
     text = re.sub(r"\s+", " ", text).strip()
     return re.sub(r"\s+([,.;:])", r"\1", text)
 

@@ -179,3 +179,14 @@ def test_cli_prints_tree_and_json() -> None:
     dumped = subprocess.run([*run, "--json"], cwd=REPO, capture_output=True, text=True, check=True)
     data = json.loads(dumped.stdout)
     assert sum(len(e["items"]) for e in data["elements"]) == 51
+
+
+def test_encoded_markup_is_removed_not_decoded_into_markup() -> None:
+    from assistant.toolkit import clean
+
+    text = clean(
+        "Respite &lt;img src=x onerror=alert(1)&gt;policy "
+        "&#33;&#91;logo&#93;(http://example.invalid/x.png) and ![chart](https://example.invalid/c.png)"
+        " <b>bold</b> &amp; more"
+    )
+    assert text == "Respite policy logo and chart bold & more"
