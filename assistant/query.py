@@ -33,6 +33,9 @@ ELEMENT_FLOOR = 0.12
 ELEMENT_NONE = 0.25
 # A next-steps question with a weaker best element than this, and a profile, gets every element.
 SURE_ELEMENT = 0.7
+# A question says it is starting out only when the direction head is at least this sure; below
+# it ("what should we do next on payment?") the tier is shown as unknown, with how to set it.
+SURE_START = 0.8
 # A reading whose score is at least this share of the best one is offered as an alternative.
 CLOSE_SHARE = 0.6
 # A question this short, with no element of its own, continues the earlier turn.
@@ -289,6 +292,10 @@ class QueryStage:
         learned = max(votes, key=votes.__getitem__)
         done = profile.get(element) if element else None
 
+        says_start = plan.direction in ("start", "named") and (
+            directions[plan.direction] >= SURE_START
+        )
+
         def take(tier: str, reason: str, known: bool = True) -> None:
             plan.tier, plan.tier_reason, plan.known_tier = tier, reason, known
 
@@ -349,7 +356,7 @@ class QueryStage:
             take(learned, _LEAD)
         elif learned == "progressing-further" and progress.matches:
             take(learned, "You have the basics covered: this is the toolkit's next tier.")
-        elif progress.matches or plan.direction in ("start", "named"):
+        elif progress.matches or says_start:
             take("essentials", "You are starting out: these are the actions to do first.")
         else:
             take(
