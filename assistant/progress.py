@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -102,13 +103,19 @@ class Progress(BaseModel):
 
 def account_clauses(text: str) -> list[str]:
     """The clauses of ``text`` that tell what the plan does, not what it asks."""
+    return list(_account_clauses(text))
+
+
+@lru_cache(maxsize=1024)
+def _account_clauses(text: str) -> tuple[str, ...]:
+    # A turn reads its question's clauses several times (embedding, cues, progress): split once.
     clauses = []
     for part in _CLAUSE.split(text):
         part = part.strip(" ,.-–—")
         if len(part.split()) < 2 or part.endswith("?") or _ASK.match(part) or _WISH.search(part):
             continue
         clauses.append(part)
-    return clauses
+    return tuple(clauses)
 
 
 def main_clause(clause: str) -> str:
