@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from assistant.classifier import (
     Example,
@@ -191,6 +191,9 @@ class Score(BaseModel):
     strict: float
     refused: float | None
     false_refusals: float | None
+    counts: dict[str, int] = Field(
+        default_factory=dict, description="how many questions each rate is over"
+    )
 
 
 def _rate(values: list[bool]) -> float | None:
@@ -204,23 +207,37 @@ def score_group(bot: Assistant, group: str, questions: Sequence[EvalQuestion]) -
 
     valid = bot.passage_ids()
     results = [score(q, observe_assistant(bot, q), valid_ids=valid) for q in questions]
+    checks = {
+        "kind": [r.kind_ok for r in results if r.kind_ok is not None],
+        "element": [r.element_ok for r in results if r.element_ok is not None],
+        "tier": [r.tier_ok for r in results if r.tier_ok is not None],
+        "strict": [r.passed for r in results],
+        "refused": [r.refused for r in results if r.expected_kind == OUT_OF_SCOPE],
+        "false_refusals": [r.refused for r in results if r.expected_kind != OUT_OF_SCOPE],
+    }
     return Score(
         group=group,
         n=len(results),
-        kind=_rate([r.kind_ok for r in results if r.kind_ok is not None]),
-        element=_rate([r.element_ok for r in results if r.element_ok is not None]),
-        tier=_rate([r.tier_ok for r in results if r.tier_ok is not None]),
-        strict=sum(r.passed for r in results) / len(results),
-        refused=_rate([r.refused for r in results if r.expected_kind == OUT_OF_SCOPE]),
-        false_refusals=_rate([r.refused for r in results if r.expected_kind != OUT_OF_SCOPE]),
+        kind=_rate(checks["kind"]),
+        element=_rate(checks["element"]),
+        tier=_rate(checks["tier"]),
+        strict=_rate(checks["strict"]) or 0.0,
+        refused=_rate(checks["refused"]),
+        false_refusals=_rate(checks["false_refusals"]),
+        counts={name: len(values) for name, values in checks.items()},
     )
 
 
 def pooled(scores: Sequence[Score], name: str) -> Score:
-    """Question-weighted totals over groups."""
+    """Totals over groups: each rate over all the questions it is measured on (out-of-scope
+    refusals over the out-of-scope questions, tier over the questions with a tier, ...)."""
 
     def mean(attr: str) -> float | None:
-        pairs = [(getattr(s, attr), s.n) for s in scores if getattr(s, attr) is not None]
+        pairs = [
+            (getattr(s, attr), s.counts.get(attr, s.n))
+            for s in scores
+            if getattr(s, attr) is not None
+        ]
         total = sum(n for _, n in pairs)
         return sum(v * n for v, n in pairs) / total if total else None
 
@@ -233,6 +250,10 @@ def pooled(scores: Sequence[Score], name: str) -> Score:
         strict=mean("strict") or 0.0,
         refused=mean("refused"),
         false_refusals=mean("false_refusals"),
+        counts={
+            key: sum(s.counts.get(key, 0) for s in scores)
+            for key in {k for s in scores for k in s.counts}
+        },
     )
 
 
@@ -271,7 +292,7 @@ def table(held_out: Sequence[Score], inside: Sequence[Score]) -> str:
     """The leave-one-writer-out table, with the in-set strict pass beside it."""
     strict_in = {s.group: s.strict for s in inside}
     lines = [
-        "| writer (held out) | n | kind | element | tier | strict pass | OOS refused | false refusals | in-set strict pass |",
+        "| writer (held out) | n | kind | element | tier | strict pass | OOS refused (n) | false refusals (n) | in-set strict pass |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     rows = [*held_out, pooled(held_out, "**all writers**")]
@@ -279,7 +300,8 @@ def table(held_out: Sequence[Score], inside: Sequence[Score]) -> str:
     for s in rows:
         lines.append(
             f"| {s.group} | {s.n} | {_pct(s.kind)} | {_pct(s.element)} | {_pct(s.tier)} | "
-            f"{_pct(s.strict)} | {_pct(s.refused)} | {_pct(s.false_refusals)} | "
+            f"{_pct(s.strict)} | {_pct(s.refused)} ({s.counts.get('refused', 0)}) | "
+            f"{_pct(s.false_refusals)} ({s.counts.get('false_refusals', 0)}) | "
             f"{_pct(strict_in.get(s.group))} |"
         )
     return "\n".join(lines)
