@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from assistant.config import ELEMENT_KEYS, TIER_KEYS
 from assistant.errors import IndexUnusable
@@ -79,6 +81,16 @@ class Featurizer:
         ] + [
             np.array([p.kind in kinds for p in self.passages]) for kinds in PASSAGE_GROUPS.values()
         ]
+        # The toolkit's own words, by their first letters ("oncologists" meets "oncology").
+        self.stems = {
+            _stem(t) for p in self.passages for t in _TOKEN.findall(f"{p.title} {p.text}")
+        }
+
+    def unknown_share(self, text: str) -> float:
+        """The share of a question's content words that the toolkit never uses (0 when it has
+        none: "what should we do next?")."""
+        content = [t for t in _TOKEN.findall(text) if len(t) >= 3 and t.lower() not in _STOP]
+        return sum(_stem(t) not in self.stems for t in content) / len(content) if content else 0.0
 
     def similarities(self, vectors: np.ndarray) -> np.ndarray:
         """Cosine of each question (rows) with each toolkit passage (columns)."""
@@ -104,6 +116,14 @@ class Featurizer:
         cue_rows = np.asarray([cues(text, rules) for text in texts], dtype=np.float32)
         # The nearest passage's cosine stays the last column (``_topic_floor`` reads it).
         return np.hstack([vectors, EVIDENCE_SCALE * cue_rows, EVIDENCE_SCALE * evidence])
+
+
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z'-]+")
+_STOP = ENGLISH_STOP_WORDS
+
+
+def _stem(token: str) -> str:
+    return token.lower().removesuffix("'s")[:5]
 
 
 def cues(text: str, rules: Rules) -> list[float]:

@@ -40,6 +40,9 @@ TIER_HEAD_WEIGHT = 2.0
 # A question says it is starting out only when the direction head is at least this sure; below
 # it ("what should we do next on payment?") the tier is shown as unknown, with how to set it.
 SURE_START = 0.8
+# Far from every passage and unsure of its element, a question this much in words the toolkit
+# never uses ("our kitchen remodel") is about something else.
+UNKNOWN_WORDS = 0.5
 # A reading whose score is at least this share of the best one is offered as an alternative.
 CLOSE_SHARE = 0.6
 # A question this short, with no element of its own, continues the earlier turn.
@@ -158,13 +161,21 @@ class QueryStage:
         p_out = kind_scores.get("out_of_scope", 0.0)
         element_scores = self.heads.element.probabilities(features, words)[0]
         elements = self._elements(element_scores)
-        # Far from every passage, and leaning out of scope or about no element: not the
-        # toolkit's subject at all.
+        # Far from every passage, and leaning out of scope, or about no element, or unsure of
+        # one while asking mostly in words the toolkit never uses: not the toolkit's subject.
         leaning = max(kind_scores, key=kind_scores.__getitem__)
         off_topic = (
             carried is None
             and float(sims.max()) < self.heads.topic_floor
-            and (p_out >= 0.3 or not elements and leaning != "overview")
+            and (
+                p_out >= 0.3
+                or leaning != "overview"
+                and (
+                    not elements
+                    or not _sure(elements)
+                    and self.featurizer.unknown_share(text) >= UNKNOWN_WORDS
+                )
+            )
         )
         if off_topic or p_out >= threshold:
             reasons = self.heads.refusal.probabilities(features, words)[0]
@@ -423,6 +434,11 @@ def _joint(earlier: np.ndarray, current: np.ndarray) -> np.ndarray:
     """Two turns read together: the normalised sum of their vectors (no second model call)."""
     both = np.asarray(earlier, dtype=np.float32) + np.asarray(current, dtype=np.float32)
     return both / (np.linalg.norm(both) or 1.0)
+
+
+def _sure(elements: list[ElementScore]) -> bool:
+    """An element reading strong enough to stand without nearby passages."""
+    return bool(elements) and elements[0].score >= SURE_ELEMENT
 
 
 def _weak(scores: dict[str, float]) -> bool:
