@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
@@ -26,6 +27,7 @@ from pydantic import BaseModel
 
 from assistant.config import Settings
 from assistant.errors import AssistantError, FeedbackUnavailable
+from assistant.guards import Rules
 from assistant.schema import KINDS, Reply
 
 MAX_COMMENT_CHARS = 2000
@@ -100,11 +102,15 @@ class FeedbackStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.rules = Rules.load()
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Readable by its owner only: it holds what users typed.
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            os.chmod(self.path, 0o600)
             conn = sqlite3.connect(self.path, timeout=10)
         except (OSError, sqlite3.Error) as exc:
             raise FeedbackUnavailable(
@@ -147,8 +153,13 @@ class FeedbackStore:
             reply: the assistant's reply; None when the turn was an error message.
             reply_text: what the user saw when there is no reply (an error message).
             profile: the plan profile the question was asked with.
-            history: the earlier questions of the conversation, oldest first.
+            history: the earlier questions of the conversation; not kept (only the rated turn
+                is stored, so unrated questions never reach the file).
         """
+        # Only the rated turn is kept, with likely member identifiers taken out; the earlier
+        # questions of the conversation are not kept (``history`` is accepted and dropped).
+        del history
+        clean = self.rules.redacted
         citations = [c.model_dump() for c in reply.citations] if reply else []
         now = _now()
         values = {
@@ -156,14 +167,14 @@ class FeedbackStore:
             "session": session,
             "turn": turn,
             "rating": "up" if liked else "down",
-            "question": question,
-            "reply": reply.text if reply else reply_text,
+            "question": clean(question),
+            "reply": clean(reply.text if reply else reply_text),
             "kind": reply.kind if reply else None,
             "element": reply.element if reply else None,
             "tier": reply.tier if reply else None,
             "citations": json.dumps(citations, ensure_ascii=False),
             "profile": json.dumps(profile or {}, sort_keys=True),
-            "history": json.dumps(history or [], ensure_ascii=False),
+            "history": "[]",
         }
         with self._connect() as conn:
             conn.execute(
@@ -184,7 +195,7 @@ class FeedbackStore:
 
     def comment(self, *, session: str, turn: int, text: str) -> bool:
         """Attach a comment to a rated reply; False when that reply has no rating."""
-        text = text.strip()[:MAX_COMMENT_CHARS]
+        text = self.rules.redacted(text.strip()[:MAX_COMMENT_CHARS])
         with self._connect() as conn:
             cursor = conn.execute(
                 "UPDATE feedback SET comment = ?, updated_at = ? WHERE session = ? AND turn = ?",

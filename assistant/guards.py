@@ -36,6 +36,7 @@ class Rules(BaseModel):
     back_references: list[str]
     negation: list[str]
     guards: dict[str, list[str]]
+    redact: dict[str, list[str]]
     language_replies: dict[str, str]
     languages: list[str]
 
@@ -45,11 +46,7 @@ class Rules(BaseModel):
 
     @cached_property
     def _guards(self) -> list[tuple[str, re.Pattern[str]]]:
-        return [
-            (name, re.compile(pattern, re.IGNORECASE))
-            for name, patterns in self.guards.items()
-            for pattern in patterns
-        ]
+        return _compiled(self.guards)
 
     @cached_property
     def _tiers(self) -> list[tuple[str, re.Pattern[str]]]:
@@ -97,6 +94,16 @@ class Rules(BaseModel):
         """Whether a follow-up's clause points at what was just shown ("we do both already")."""
         return bool(self._back.search(clause.lower()))
 
+    @cached_property
+    def _redactions(self) -> list[tuple[str, re.Pattern[str]]]:
+        return _compiled(self.redact)
+
+    def redacted(self, text: str) -> str:
+        """``text`` with likely member identifiers replaced by their kind: "[name]", "[date]"..."""
+        for label, pattern in self._redactions:
+            text = pattern.sub(f"[{label}]", text)
+        return text
+
     def negated(self, clause: str) -> bool:
         """Whether a clause says something is *not* done."""
         words = set(_WORD.findall(clause.lower().replace("’", "'")))
@@ -119,6 +126,15 @@ class Rules(BaseModel):
         if not letters:
             return 0.0
         return sum(1 for ch in letters if ord(ch) > 0x24F) / len(letters)
+
+
+def _compiled(groups: dict[str, list[str]]) -> list[tuple[str, re.Pattern[str]]]:
+    """Each group's patterns compiled (case-insensitive), labelled with the group's name."""
+    return [
+        (name, re.compile(pattern, re.IGNORECASE))
+        for name, patterns in groups.items()
+        for pattern in patterns
+    ]
 
 
 @lru_cache(maxsize=4)

@@ -425,13 +425,14 @@ def wire_chat(
                     reply=record.reply,
                     reply_text=record.message,
                     profile=record.profile,
-                    history=[t.question for t in convo.turns[:turn]],
                 )
                 convo.rated_turn = turn
                 thumb = "helpful" if data.liked else "not helpful"
                 note = (
                     f"Thanks: answer {turn + 1} marked **{thumb}**. Add a comment if you like; "
-                    "it helps us improve the answers."
+                    "it helps us improve the answers. Kept: this question and answer only, with "
+                    "names, dates and ID, phone and email details taken out; earlier questions "
+                    "are not kept."
                 )
                 return [convo, gr.update(visible=True), note, ""]
             feedback.withdraw(session=session, turn=turn)

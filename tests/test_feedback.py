@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import stat
 import sqlite3
 import threading
 from contextlib import closing
@@ -68,7 +69,7 @@ def test_rating_is_stored_with_question_reply_citations_and_time(store: Feedback
     assert row.cited_ids == ["equity.essentials.1"]
     assert json.loads(row.citations)[0]["title"] == "Equity › The Essentials"
     assert json.loads(row.profile) == {"equity": "essentials"}
-    assert json.loads(row.history) == ["What is equity about?"]
+    assert json.loads(row.history) == []  # only the rated turn is kept
     assert row.created_at.endswith("+00:00") and row.created_at == row.updated_at
 
 
@@ -158,7 +159,7 @@ def test_eval_drafts_are_valid_questions_in_the_evals_format(store: FeedbackStor
     assert [d["question"] for d in drafts] == ["What next on equity?", "And resources?"]
     assert drafts[0]["profile"] == {"equity": "essentials"}
     assert drafts[0]["expect"]["kind"] == "next_steps"
-    assert drafts[1]["history"] == ["what next on equity?"]
+    assert drafts[1]["history"] == []
     assert drafts[1]["expect"]["kind"] == "explain"  # an error turn has no kind to start from
     parsed = parse_questions(drafts, source="drafts")
     assert [q.id for q in parsed] == [d["id"] for d in drafts]
@@ -208,3 +209,34 @@ def test_schema_is_what_the_export_reads(store: FeedbackStore) -> None:
     with closing(sqlite3.connect(store.path)) as conn:
         columns = [row[1] for row in conn.execute("PRAGMA table_info(feedback)")]
     assert {"question", "reply", "citations", "created_at", "rating", "comment"} <= set(columns)
+
+
+def test_member_identifiers_are_redacted_and_the_file_is_private(store: FeedbackStore) -> None:
+    question = (
+        "Should member Maria Lopez, DOB 03/14/1948, MRN 4471920, SSN 123-45-6789, "
+        "phone (555) 123-4567, maria.lopez@example.com get palliative care?"
+    )
+    store.rate(
+        session="s",
+        turn=2,
+        liked=False,
+        question=question,
+        reply=None,
+        reply_text="Plan Guide does not advise on one member's care.",
+        history=["Our member Ana Ruiz, born 1/2/1950, keeps declining.", "What about equity?"],
+    )
+    store.comment(session="s", turn=2, text="It should have said more about Ms. Lopez, 03/14/1948")
+    [row] = store.rows()
+    kept = json.dumps(row.model_dump())
+    for identifier in ("Maria", "Lopez", "1948", "4471920", "123-45-6789", "123-4567",
+                       "example.com", "Ana Ruiz", "equity"):  # fmt: skip
+        assert identifier not in kept, identifier
+    assert "[name]" in row.question and "[date]" in row.question and "[ssn]" in row.question
+    assert "[name]" in row.comment
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+
+
+def test_ordinary_numbers_and_team_names_are_not_redacted(store: FeedbackStore) -> None:
+    question = "Member Services asked: we pay $1,250 PMPM for 310000 lives since 2021. What next?"
+    store.rate(session="s", turn=0, liked=True, question=question, reply=None)
+    assert store.rows()[0].question == question
