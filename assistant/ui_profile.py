@@ -31,9 +31,11 @@ _OVERRIDE_CHOICES = [("Work it out from the boxes", AUTO)] + [
 
 
 def download_dir() -> Path:
-    """A fresh folder for one download; folders older than an hour are removed on the way."""
+    """A fresh folder for one download, readable by this process's user only; folders older
+    than an hour are removed on the way."""
     root = Path(tempfile.gettempdir()) / "plan-guide-downloads"
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    root.chmod(0o700)  # also when an older version made it open to all
     cutoff = time.time() - _DOWNLOAD_TTL_SECONDS
     for old in root.iterdir():
         try:
@@ -42,7 +44,7 @@ def download_dir() -> Path:
         except OSError:
             continue
     folder = root / uuid.uuid4().hex
-    folder.mkdir()
+    folder.mkdir(mode=0o700)
     return folder
 
 

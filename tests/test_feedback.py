@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import stat
 import sqlite3
+import stat
 import threading
 from contextlib import closing
 from pathlib import Path

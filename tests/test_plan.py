@@ -198,3 +198,13 @@ def test_summary_marks_overrides(toolkit: Toolkit) -> None:
     summary = profile_summary(toolkit, ProfileState(overrides={"uptake": "setting-the-standard"}))
     assert "| 4. Uptake | Setting the Standard (set by hand) | All done |" in summary
     assert "| 1. Payment | Not started | The Essentials |" in summary
+
+
+def test_download_folders_are_private_to_the_user() -> None:
+    import stat
+
+    from assistant.ui_profile import download_dir
+
+    folder = download_dir()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(folder.parent.stat().st_mode) == 0o700
