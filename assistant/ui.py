@@ -184,12 +184,14 @@ def _add_api(holder: AssistantHolder, settings: Settings) -> None:
         Returns:
             The reply: kind, element, tier, text with [n] markers, citations, suggestions, notes.
         """
-        question = (question or "").strip()
-        problem = question_problem(question, settings)
-        if problem:
-            raise gr.Error(problem, print_exception=False)
+        # Wrong types get the assistant's own message (``InvalidInput``), not a crash here.
+        if isinstance(question, str):
+            question = question.strip()
+            problem = question_problem(question, settings)
+            if problem:
+                raise gr.Error(problem, print_exception=False)
         try:
-            reply = holder.get().ask(question, history=[], profile=profile or {})
+            reply = holder.get().ask(question, history=[], profile=profile)
         except AssistantError as exc:
             raise gr.Error(str(exc), print_exception=False) from exc
         return reply.model_dump()

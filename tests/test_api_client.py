@@ -64,6 +64,22 @@ def test_server_refuses_an_overlong_question_and_a_bad_profile(
         api.predict("What next on equity?", {"equity": "expert"}, api_name="/ask")
 
 
+@pytest.mark.parametrize(
+    ("question", "profile", "message"),
+    [
+        (42, {}, "The question must be text, got int"),
+        (["What next on equity?"], {}, "The question must be text, got list"),
+        ("What next on equity?", ["equity"], "The profile must map element -> tier, got list"),
+        ("What next on equity?", {"equity": 3}, "Unknown tier 3 for equity"),
+    ],
+)
+def test_wrong_types_get_a_clear_message(
+    app: AppServer, question: object, profile: object, message: str
+) -> None:
+    with pytest.raises(AppError, match=re.escape(message)):
+        client(app.url).predict(question, profile, api_name="/ask")
+
+
 def test_served_config_records_nothing(app: AppServer) -> None:
     with urllib.request.urlopen(app.url + "config", timeout=10) as response:
         config = json.load(response)
