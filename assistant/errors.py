@@ -13,6 +13,9 @@ AssistantError
 
 from __future__ import annotations
 
+import logging
+import re
+
 
 class AssistantError(Exception):
     """Root of every error with a message meant for the user."""
@@ -48,3 +51,19 @@ class LLMError(AssistantError):
 
 class FeedbackUnavailable(AssistantError):
     """The feedback database cannot be opened or written."""
+
+
+_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.@+-]+/)+([\w.@+-]+)")
+_UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
+_COLLECTION = re.compile(r"\b(?:collection\s+)?toolkit--[\w-]*\d{6,}[\w-]*", re.I)
+log = logging.getLogger("assistant")
+
+
+def public_message(exc: BaseException) -> str:
+    """The error's message for users: server paths cut to their last part, collection names
+    and uuids left out. The full message goes to the log."""
+    text = str(exc)
+    log.warning("%s: %s", type(exc).__name__, text)
+    text = _PATH.sub(r"\1", text)
+    text = _UUID.sub("(id)", text)
+    return _COLLECTION.sub("the index collection", text)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from assistant.config import Settings, offline_environment
-from assistant.errors import AssistantError, InvalidInput
+from assistant.errors import AssistantError, InvalidInput, public_message
 from assistant.feedback import FeedbackStore
 from assistant.plan import ProfileState
 from assistant.toolkit import Toolkit, load_toolkit
@@ -193,7 +193,7 @@ def _add_api(holder: AssistantHolder, settings: Settings) -> None:
         try:
             reply = holder.get().ask(question, history=[], profile=profile)
         except AssistantError as exc:
-            raise gr.Error(str(exc), print_exception=False) from exc
+            raise gr.Error(public_message(exc), print_exception=False) from exc
         return reply.model_dump()
 
     gr.api(

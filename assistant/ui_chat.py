@@ -21,7 +21,7 @@ import gradio as gr
 from pydantic import BaseModel, Field
 
 from assistant.config import Settings
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, public_message
 from assistant.feedback import MAX_COMMENT_CHARS, FeedbackStore
 from assistant.plan import ProfileState
 from assistant.toolkit import TIER_NAMES, Toolkit
@@ -187,7 +187,8 @@ def build_chat_panel(
     """The chat tab's layout; a notice on top says how to fix a missing index or corpus."""
     problem = toolkit_error or holder.error
     notice = gr.Markdown(
-        f"**The assistant is not ready yet.** {problem}\n\nOnce that is done, ask your question "
+        f"**The assistant is not ready yet.** {public_message(problem) if problem else ''}\n\n"
+        "Once that is done, ask your question "
         "again: no restart is needed.",
         visible=problem is not None,
         elem_id="pg-not-ready",
@@ -340,8 +341,12 @@ def wire_chat(
             bot = holder.get()
             reply = bot.ask(question, history=[t.question for t in convo.turns], profile=profile)
         except AssistantError as exc:
-            history[-1] = {"role": "assistant", "content": f"**Sorry, I can't answer yet.** {exc}"}
-            convo.turns.append(Turn(question=question, message=str(exc), profile=profile))
+            message = public_message(exc)
+            history[-1] = {
+                "role": "assistant",
+                "content": f"**Sorry, I can't answer yet.** {message}",
+            }
+            convo.turns.append(Turn(question=question, message=message, profile=profile))
             yield shown("", starters)
             return
         except Exception:  # a bug: logged with its traceback, the user gets a plain message
@@ -439,7 +444,12 @@ def wire_chat(
             convo.rated_turn = None
             return [convo, gr.update(visible=False), "", ""]
         except AssistantError as exc:
-            return [convo, gr.update(visible=True), f"Your rating was not saved: {exc}", ""]
+            return [
+                convo,
+                gr.update(visible=True),
+                f"Your rating was not saved: {public_message(exc)}",
+                "",
+            ]
 
     chat.chatbot.like(
         on_like,
@@ -458,7 +468,7 @@ def wire_chat(
                 session=convo.ensure_session(), turn=convo.rated_turn, text=text
             )
         except AssistantError as exc:
-            return [f"Your comment was not saved: {exc}", gr.update()]
+            return [f"Your comment was not saved: {public_message(exc)}", gr.update()]
         if not saved:
             return ["Rate the answer with a thumb first, then add your comment.", gr.update()]
         return [f"Thanks, your comment on answer {convo.rated_turn + 1} is saved.", ""]

@@ -311,3 +311,17 @@ def test_cli_ask_json_and_bad_profile() -> None:
     assert bad.returncode == 2
     assert bad.stderr.strip().startswith("error: Unknown tier 'expert' for equity. Valid values:")
     assert "Traceback" not in bad.stderr
+
+
+def test_user_facing_messages_name_no_server_paths_or_ids() -> None:
+    from assistant.errors import IndexUnusable, public_message
+
+    message = public_message(
+        IndexUnusable(
+            "The query model at /srv/plan-guide/.data/query-model.joblib cannot be read; "
+            "collection toolkit--20261124170311-311103 [3f1c2a9e-1b2c-4d5e-8f90-123456789abc] "
+            "is gone. Run `python ingest.py --force`."
+        )
+    )
+    assert "/srv" not in message and "3f1c2a9e" not in message and "20261124170311" not in message
+    assert "query-model.joblib" in message and "python ingest.py --force" in message
