@@ -320,6 +320,9 @@ def wire_chat(
         if not question:
             yield shown(keep, [keep for _ in suggestion_outputs])
             return
+        # The session id exists before any answer can be rated, so concurrent thumbs on one
+        # conversation never make ids of their own.
+        convo.ensure_session()
         profile = ProfileState.from_stored(stored).profile(toolkit) if toolkit else {}
         problem = question_problem(question, settings)
         if problem:

@@ -347,3 +347,13 @@ def test_conversation_export_has_turns_and_citations() -> None:
 
 def test_starter_questions_are_offered() -> None:
     assert 2 <= len(STARTER_QUESTIONS) <= 4
+
+
+def test_a_conversation_has_its_session_id_before_any_rating(built_settings: Settings) -> None:
+    demo = build_ui(built_settings, open_assistant(built_settings))
+    convo = Conversation()
+    run_respond(demo, "What should we do first on equity?", convo)
+    first = convo.session
+    assert first
+    run_respond(demo, "And after that?", convo)
+    assert convo.session == first
