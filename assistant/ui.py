@@ -17,6 +17,7 @@ import string
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from assistant.config import Settings, offline_environment
 from assistant.errors import AssistantError, InvalidInput, public_message
@@ -204,6 +205,40 @@ def _add_api(holder: AssistantHolder, settings: Settings) -> None:
     )
 
 
+# Sent with every response: no framing by other sites, no type sniffing, no referrer, and no
+# images or plugins from elsewhere (Gradio itself needs inline scripts and styles).
+SECURITY_HEADERS: dict[str, str] = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "frame-ancestors 'none'; object-src 'none'; base-uri 'self'; img-src 'self' data: blob:"
+    ),
+}
+
+
+class SecurityHeaders:
+    """ASGI middleware adding ``SECURITY_HEADERS`` to every HTTP response."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in self.headers if k not in names]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def launch_options(settings: Settings) -> dict[str, Any]:
     """Everything ``launch`` passes to Gradio: loopback, no sharing, nothing recorded."""
     return {
@@ -224,6 +259,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         "theme": THEME,
         "css": CSS,
         "head": HEAD,
+        "app_kwargs": {"middleware": [Middleware(SecurityHeaders)]},
     }
 
 

@@ -80,6 +80,16 @@ def test_wrong_types_get_a_clear_message(
         client(app.url).predict(question, profile, api_name="/ask")
 
 
+@pytest.mark.parametrize("path", ["", "config", "gradio_api/info"])
+def test_every_response_carries_the_security_headers(app: AppServer, path: str) -> None:
+    with urllib.request.urlopen(app.url + path, timeout=10) as response:
+        headers = response.headers
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert "img-src 'self' data: blob:" in headers["Content-Security-Policy"]
+
+
 def test_served_config_records_nothing(app: AppServer) -> None:
     with urllib.request.urlopen(app.url + "config", timeout=10) as response:
         config = json.load(response)
