@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=7860, ge=0, le=65535)
     auth: str | None = Field(default=None, description="user:password[,user:password...]")
+    login_failures: int = Field(
+        default=5, ge=1, description="wrong passwords for one name before it is refused a while"
+    )
+    login_window_seconds: float = Field(
+        default=60.0, gt=0, description="how long failures count, and how long a name is refused"
+    )
     concurrency: int = Field(default=2, ge=1)
 
     @field_validator("chroma_url")

@@ -11,9 +11,14 @@ escaped, and the question length checked here on the server.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
 import string
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -46,6 +51,55 @@ if TYPE_CHECKING:
     from assistant.chat import Assistant
 
 log = logging.getLogger(__name__)
+
+
+class Login:
+    """Gradio's login check: a name and its password, with a limit on guessing.
+
+    After ``failures`` wrong passwords for one name within ``window`` seconds, that name is
+    refused (even with the right password) until the oldest of them is ``window`` seconds old.
+    """
+
+    def __init__(
+        self,
+        users: list[tuple[str, str]],
+        *,
+        failures: int,
+        window: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.users = dict(users)
+        self.failures, self.window, self.clock = failures, window, clock
+        self._failed: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, username: str, password: str) -> bool:
+        now = self.clock()
+        with self._lock:
+            recent = self._failed.setdefault(username, deque())
+            while recent and now - recent[0] >= self.window:
+                recent.popleft()
+            if len(recent) >= self.failures:
+                return False
+            known = self.users.get(username)
+            ok = known is not None and hmac.compare_digest(known.encode(), password.encode())
+            if ok:
+                self._failed.pop(username, None)
+            else:
+                recent.append(now)
+                if len(self._failed) > _MAX_TRACKED_NAMES:  # names guessed at random
+                    self._failed = {k: v for k, v in self._failed.items() if v}
+            return ok
+
+
+_MAX_TRACKED_NAMES = 10_000
+
+
+def login_check(settings: Settings) -> Login | None:
+    users = parse_auth(settings.auth)
+    if users is None:
+        return None
+    return Login(users, failures=settings.login_failures, window=settings.login_window_seconds)
 
 
 def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
@@ -244,7 +298,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
     return {
         "server_name": settings.host,
         "server_port": settings.port,
-        "auth": parse_auth(settings.auth),
+        "auth": login_check(settings),
         "auth_message": "Plan Guide: sign in with the name and password your team gave you.",
         "share": False,
         "run_history": False,

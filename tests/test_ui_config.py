@@ -160,7 +160,9 @@ def test_auth_accepts_several_users_and_explains_mistakes() -> None:
     for bad in ("ann", "ann:", ":pw", "ann:pw,bob"):
         with pytest.raises(InvalidInput, match="user:password"):
             parse_auth(bad)
-    assert launch_options(Settings(auth="ann:pw1"))["auth"] == [("ann", "pw1")]
+    check = launch_options(Settings(auth="ann:pw1"))["auth"]
+    assert check("ann", "pw1") and not check("ann", "pw2") and not check("bob", "pw1")
+    assert launch_options(Settings())["auth"] is None
     with pytest.raises(InvalidInput) as info:
         parse_auth("ann:pw1,:top-secret")
     assert "entry 2" in str(info.value) and "top-secret" not in str(info.value)
@@ -357,3 +359,18 @@ def test_a_conversation_has_its_session_id_before_any_rating(built_settings: Set
     assert first
     run_respond(demo, "And after that?", convo)
     assert convo.session == first
+
+
+def test_guessing_a_password_is_limited_per_name() -> None:
+    from assistant.ui import Login
+
+    now = [0.0]
+    login = Login([("ann", "right")], failures=5, window=60.0, clock=lambda: now[0])
+    assert not any(login("ann", f"guess-{n}") for n in range(300))
+    assert login("ann", "right") is False  # refused while the guesses are recent
+    assert login("bob", "anything") is False
+    now[0] += 61.0
+    assert login("ann", "right") is True  # the window has passed
+    for n in range(4):
+        assert login("ann", f"again-{n}") is False
+    assert login("ann", "right") is True  # under the limit, the right password still works
