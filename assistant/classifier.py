@@ -111,10 +111,10 @@ class Featurizer:
         best = [np.where(mask, sims, -1.0).max(axis=1) for mask in self.masks if mask.any()]
         top = sims.max(axis=1)
         evidence = np.stack([*best, top], axis=1)
-        # Evidence is on a cosine scale, the vector on a unit-norm one: widen the evidence so that
-        # one regularisation strength suits both.
         cue_rows = np.asarray([cues(text, rules) for text in texts], dtype=np.float32)
-        # The nearest passage's cosine stays the last column (``_topic_floor`` reads it).
+        # Evidence is on a cosine scale, the vector on a unit-norm one: widen the evidence (and
+        # the cues) so that one regularisation strength suits all. The nearest passage's cosine
+        # stays the last column (``_topic_floor`` reads it).
         return np.hstack([vectors, EVIDENCE_SCALE * cue_rows, EVIDENCE_SCALE * evidence])
 
 

@@ -51,10 +51,7 @@ class Rules(BaseModel):
     @cached_property
     def _tiers(self) -> list[tuple[str, re.Pattern[str]]]:
         # Longest tier first, so "setting the standard" is not read as something shorter.
-        return [
-            (tier, re.compile(rf"(?<![a-z0-9])(?:{'|'.join(self.tier_names[tier])})(?![a-z0-9])"))
-            for tier in reversed(TIER_KEYS)
-        ]
+        return [(tier, _whole_words(self.tier_names[tier])) for tier in reversed(TIER_KEYS)]
 
     @cached_property
     def _detector(self) -> Any:
@@ -80,7 +77,7 @@ class Rules(BaseModel):
 
     @cached_property
     def _after(self) -> re.Pattern[str]:
-        return re.compile(rf"(?<![a-z0-9])(?:{'|'.join(self.tier_after)})(?![a-z0-9])")
+        return _whole_words(self.tier_after)
 
     def asks_after(self, text: str) -> bool:
         """Whether a follow-up asks for the tier after the one just shown ("and after that?")."""
@@ -88,7 +85,7 @@ class Rules(BaseModel):
 
     @cached_property
     def _back(self) -> re.Pattern[str]:
-        return re.compile(rf"(?<![a-z0-9])(?:{'|'.join(self.back_references)})(?![a-z0-9])")
+        return _whole_words(self.back_references)
 
     def refers_back(self, clause: str) -> bool:
         """Whether a follow-up's clause points at what was just shown ("we do both already")."""
@@ -126,6 +123,11 @@ class Rules(BaseModel):
         if not letters:
             return 0.0
         return sum(1 for ch in letters if ord(ch) > 0x24F) / len(letters)
+
+
+def _whole_words(patterns: list[str]) -> re.Pattern[str]:
+    """Any of ``patterns``, not inside a longer word (matched on lower-cased text)."""
+    return re.compile(rf"(?<![a-z0-9])(?:{'|'.join(patterns)})(?![a-z0-9])")
 
 
 def _compiled(groups: dict[str, list[str]]) -> list[tuple[str, re.Pattern[str]]]:

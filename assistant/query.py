@@ -161,12 +161,14 @@ class QueryStage:
         p_out = kind_scores.get("out_of_scope", 0.0)
         element_scores = self.heads.element.probabilities(features, words)[0]
         elements = self._elements(element_scores)
-        # Far from every passage, and leaning out of scope, or about no element, or unsure of
-        # one while asking mostly in words the toolkit never uses: not the toolkit's subject.
+        # Nearer no passage than fair questions ever are.
+        far = float(sims.max()) < self.heads.topic_floor
+        # Far, and leaning out of scope, or about no element, or unsure of one while asking
+        # mostly in words the toolkit never uses: not the toolkit's subject.
         leaning = max(kind_scores, key=kind_scores.__getitem__)
         off_topic = (
             carried is None
-            and float(sims.max()) < self.heads.topic_floor
+            and far
             and (
                 p_out >= 0.3
                 or leaning != "overview"
@@ -189,34 +191,27 @@ class QueryStage:
         ranked_kinds = sorted(in_scope, key=in_scope.__getitem__, reverse=True)
         kind: Kind = ranked_kinds[0]  # type: ignore[assignment]
 
-        # Nearer no passage than fair questions ever are ("say we get all of that done - then
-        # what?"): the question's own element reading means nothing, so it continues a turn.
-        content_free = float(sims.max()) < self.heads.topic_floor
-        follows = carried is not None and (short or not elements or content_free)
-        # A follow-up is read and searched together with the earlier turn.
+        # A far question ("say we get all of that done - then what?") has no element reading
+        # of its own worth keeping, so after an earlier turn it continues that turn.
+        follows = carried is not None and (short or not elements or far)
         joint_text, joint_vector = text, vector
         if carried is not None and follows:
+            # A follow-up is read and searched together with the earlier turn.
             joint_text = f"{carried.question} {text}"
             joint_vector = _joint(self._vector_of(carried), vector)
-        if carried is not None and follows and content_free:
-            elements = list(carried.elements)
-        elif carried is not None and follows and (not elements or _weak(element_scores)):
-            # The element of both turns together ("...for equity? What comes after that?").
-            joint = self.featurizer.features(
-                joint_vector[None, :], texts=[joint_text], rules=self.rules
-            )
-            elements = self._elements(
-                self.heads.element.probabilities(joint, self.heads.words([joint_text]))[0]
-            )
-            elements = elements or list(carried.elements)
-        if (
-            carried is not None
-            and follows
-            and short
-            and carried.kind in ranked_kinds[:2]
-            and in_scope[kind] < 0.6
-        ):
-            kind = carried.kind
+            if far:
+                elements = list(carried.elements)
+            elif not elements or _weak(element_scores):
+                # The element of both turns together ("...for equity? What comes after that?").
+                joint = self.featurizer.features(
+                    joint_vector[None, :], texts=[joint_text], rules=self.rules
+                )
+                elements = self._elements(
+                    self.heads.element.probabilities(joint, self.heads.words([joint_text]))[0]
+                )
+                elements = elements or list(carried.elements)
+            if short and carried.kind in ranked_kinds[:2] and in_scope[kind] < 0.6:
+                kind = carried.kind
 
         unsure = None
         if (
@@ -332,8 +327,7 @@ class QueryStage:
                 # "We've done those (and X too)": the tier shown is complete, and so is
                 # whatever the described items cover.
                 done_tier = max(
-                    [carried_tier, *([progress.done_tier] if progress.done_tier else [])],
-                    key=TIER_KEYS.index,
+                    filter(None, (carried_tier, progress.done_tier)), key=TIER_KEYS.index
                 )
                 take(next_tier(done_tier), _after(done_tier))
             elif same_element and (self.rules.asks_after(text) or plan.direction == "next"):

@@ -88,7 +88,10 @@ class Login:
             else:
                 recent.append(now)
                 if len(self._failed) > _MAX_TRACKED_NAMES:  # names guessed at random
-                    self._failed = {k: v for k, v in self._failed.items() if v}
+                    # Forget names whose last failure is out of the window (they no longer count).
+                    self._failed = {
+                        k: v for k, v in self._failed.items() if v and now - v[-1] < self.window
+                    }
             return ok
 
 

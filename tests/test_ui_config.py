@@ -374,3 +374,16 @@ def test_guessing_a_password_is_limited_per_name() -> None:
     for n in range(4):
         assert login("ann", f"again-{n}") is False
     assert login("ann", "right") is True  # under the limit, the right password still works
+
+
+def test_names_guessed_at_random_are_forgotten_once_out_of_the_window() -> None:
+    from assistant.ui import _MAX_TRACKED_NAMES, Login
+
+    now = [0.0]
+    login = Login([("ann", "right")], failures=5, window=60.0, clock=lambda: now[0])
+    for n in range(_MAX_TRACKED_NAMES):
+        login(f"name-{n}", "guess")
+    now[0] += 61.0
+    login("one-more", "guess")
+    assert len(login._failed) <= 2  # only recent failures are still tracked
+    assert login("ann", "right") is True
