@@ -37,9 +37,6 @@ SURE_ELEMENT = 0.7
 # 0.70 tier head alone, 0.82 direction alone, 0.84 equal votes, 0.87 at twice the weight, and
 # within half a point of that from 1.5 to 4 times).
 TIER_HEAD_WEIGHT = 2.0
-# A question says it is starting out only when the direction head is at least this sure; below
-# it ("what should we do next on payment?") the tier is shown as unknown, with how to set it.
-SURE_START = 0.8
 # Far from every passage and unsure of its element, a question this much in words the toolkit
 # never uses ("our kitchen remodel") is about something else.
 UNKNOWN_WORDS = 0.5
@@ -302,10 +299,6 @@ class QueryStage:
         learned = max(votes, key=votes.__getitem__)
         done = profile.get(element) if element else None
 
-        says_start = plan.direction in ("start", "named") and (
-            directions[plan.direction] >= SURE_START
-        )
-
         def take(tier: str, reason: str, known: bool = True) -> None:
             plan.tier, plan.tier_reason, plan.known_tier = tier, reason, known
 
@@ -365,7 +358,8 @@ class QueryStage:
             take(learned, _LEAD)
         elif learned == "progressing-further" and progress.matches:
             take(learned, "You have the basics covered: this is the toolkit's next tier.")
-        elif progress.matches or says_start:
+        elif progress.matches:
+            # Said in the question's own account ("we're new to this", "nothing is set up").
             take("essentials", "You are starting out: these are the actions to do first.")
         else:
             take(
