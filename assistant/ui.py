@@ -171,13 +171,17 @@ def build_ui(settings: Settings, bot_or_error: Assistant | AssistantError) -> gr
             )
         with gr.Tabs(selected="chat") as tabs:
             with gr.Tab("Chat", id="chat", elem_id="pg-tab-chat"):
+                _tab_heading("Chat")
                 chat = build_chat_panel(settings, holder, toolkit, toolkit_error)
             if toolkit is not None:
                 with gr.Tab("My plan", id="plan", elem_id="pg-tab-plan"):
+                    _tab_heading("My plan")
                     profile_ui = build_profile_tab(toolkit, profile_state)
                 with gr.Tab("Toolkit", id="toolkit", elem_id="pg-tab-toolkit"):
+                    _tab_heading("Toolkit: elements and tiers")
                     build_toolkit_tab(toolkit)
                 with gr.Tab("Onboarding", id="onboarding", elem_id="pg-tab-onboarding"):
+                    _tab_heading("Onboarding tour")
                     tour = build_onboarding_tab(toolkit)
         wire_chat(chat, settings, holder, feedback, toolkit, profile_state)
         if toolkit is not None:
@@ -192,6 +196,14 @@ def build_ui(settings: Settings, bot_or_error: Assistant | AssistantError) -> gr
             _wire_profile_sync(toolkit, profile_ui, chat.profile_line)
         _add_api(holder, settings)
     return demo
+
+
+def _tab_heading(text: str) -> None:
+    """A tab's level-2 heading, read by screen readers and kept out of sight.
+
+    It links the page's title (h1) to the panels' own headings (h3), so no level is skipped.
+    """
+    gr.Markdown(f"## {text}", elem_classes="pg-sr-only")
 
 
 def _wire_profile_sync(toolkit: Toolkit, profile_ui: ProfileUI, line: gr.Markdown) -> None:
@@ -215,6 +227,7 @@ def _wire_profile_sync(toolkit: Toolkit, profile_ui: ProfileUI, line: gr.Markdow
         [*targets, line],
         api_visibility="private",
         queue=False,
+        show_progress="hidden",  # instant: a spinner over every box would only flicker
     )
 
 

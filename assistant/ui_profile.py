@@ -9,6 +9,7 @@ reaches a server-side database; every question reads it from there.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import time
@@ -46,6 +47,17 @@ def download_dir() -> Path:
     folder = root / uuid.uuid4().hex
     folder.mkdir(mode=0o700)
     return folder
+
+
+_HEADING = re.compile(r"^(#{1,4}) ", re.MULTILINE)
+
+
+def preview_markdown(markdown: str) -> str:
+    """The plan as shown in the tab: its headings two levels down, under the tab's heading.
+
+    The downloaded plan is a document of its own and keeps its title as a level-1 heading.
+    """
+    return _HEADING.sub(lambda match: "#" * (len(match.group(1)) + 2) + " ", markdown)
 
 
 def _item_choices(element: Element, tier: str) -> list[tuple[str, str]]:
@@ -178,7 +190,7 @@ def build_profile_tab(toolkit: Toolkit, state: gr.BrowserState) -> ProfileUI:
         md_path, html_path = plan.write(download_dir())
         return [
             gr.update(value=[str(md_path), str(html_path)], visible=True),
-            gr.update(value=plan.markdown, visible=True),
+            gr.update(value=preview_markdown(plan.markdown), visible=True),
         ]
 
     display_outputs: list[Any] = [summary, *accordions]

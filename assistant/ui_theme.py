@@ -1,9 +1,14 @@
-"""Look and page script of the app: a calm theme with local fonts, and the citation-click bridge.
+"""Look and page script of the app: a calm, WCAG AA theme with local fonts, and page behaviour.
 
 No web fonts are fetched: the page must work offline and load nothing from third parties.
+Colours meet WCAG 2.1 AA on the backgrounds they sit on: 4.5:1 for text, 3:1 for the borders
+of controls (the ratios are noted beside each colour, light mode then dark). The page script
+adds the ARIA that Gradio's components have no parameter for, and opens clicked citations.
 """
 
 from __future__ import annotations
+
+import json
 
 import gradio as gr
 
@@ -22,31 +27,89 @@ THEME = gr.themes.Soft(
         "sans-serif",
     ],
     font_mono=["ui-monospace", "SFMono-Regular", "Consolas", "Liberation Mono", "monospace"],
+).set(
+    # secondary text (subtitle, profile line): slate-600 on slate-50, 7.2:1
+    body_text_color_subdued="*neutral_600",
+    body_text_color_subdued_dark="*neutral_300",
+    input_placeholder_color="*neutral_500",  # 4.8:1 on white
+    input_placeholder_color_dark="*neutral_400",
+    # white on teal-700 5.5:1 (teal-800 when hovered, 7.6:1)
+    button_primary_background_fill="*primary_700",
+    button_primary_background_fill_dark="*primary_700",
+    button_primary_background_fill_hover="*primary_800",
+    button_primary_background_fill_hover_dark="*primary_800",
+    # labels of inputs and tier names: teal-800 on teal-100 6.7:1; white on teal-800 7.6:1
+    block_label_text_color="*primary_800",
+    block_title_text_color="*primary_800",
+    block_label_background_fill_dark="*primary_800",
+    block_title_background_fill_dark="*primary_800",
+    link_text_color="*primary_700",  # 5.2:1 on slate-50
+    link_text_color_hover="*primary_800",
+    link_text_color_active="*primary_800",
+    link_text_color_visited="*primary_700",
+    link_text_color_dark="*primary_300",
+    link_text_color_hover_dark="*primary_200",
+    link_text_color_active_dark="*primary_200",
+    link_text_color_visited_dark="*primary_300",
+    # an unticked box must be seen: slate-500 on white 4.8:1
+    checkbox_border_color="*neutral_500",
+    checkbox_border_color_dark="*neutral_300",  # 5.1:1 on the slate-600 of its label
+    # a ticked item: white on teal-700 5.5:1 (teal-500 was 2.5:1)
+    checkbox_label_background_fill_selected="*primary_700",
+    checkbox_label_background_fill_selected_dark="*primary_700",
+    checkbox_label_text_color_selected="white",
+    checkbox_label_text_color_selected_dark="white",
+    checkbox_border_color_selected="white",  # the ticked box stands out on its teal label
+    checkbox_border_color_selected_dark="white",
+    checkbox_border_color_hover="*neutral_600",
+    checkbox_border_color_hover_dark="*neutral_200",
+    # white on teal-500 was 2.5:1 under the pointer in dark mode; slate-500 is 4.8:1 and does
+    # not look ticked
+    button_secondary_background_fill_hover_dark="*neutral_500",
+    # text boxes and menus show their edges: slate-500 on white 4.8:1
+    input_border_width="1px",
+    input_border_color="*neutral_500",
+    input_border_color_dark="*neutral_400",
+    input_border_color_hover="*neutral_600",
+    input_border_color_focus="*primary_700",
+    input_border_color_focus_dark="*primary_300",
 )
 
 CSS = """
 .gradio-container { max-width: 1280px !important; margin: 0 auto !important; }
 #pg-header { padding: 6px 4px 0 4px; }
 #pg-header h1 { margin: 0 0 2px 0; font-size: 1.7rem; color: var(--primary-700); }
+/* teal-700 headings: 5.2:1 on slate-50; in dark mode teal-300, 12:1 on slate-900. (Gradio
+   scopes these rules to the app: a ".dark" rule must have a single selector.) */
+.dark #pg-header h1 { color: var(--primary-300); }
 #pg-header p { margin: 0; color: var(--body-text-color-subdued); }
 div.block.pg-panel { border: 1px solid var(--border-color-primary); border-radius: 10px;
             padding: 12px 16px !important; background: var(--background-fill-secondary); }
 div.block#pg-passage { max-height: 640px; overflow-y: auto; }
 #pg-passage h3 { margin-top: 0; font-size: 1.05rem; color: var(--primary-700); }
+.dark #pg-passage h3 { color: var(--primary-300); }
 .pg-profile-line { font-size: .88rem; color: var(--body-text-color-subdued); }
+div.block#pg-profile-line { overflow: visible !important; }  /* one sentence: never a scroller */
+/* the tier menus' edge: Gradio draws it in the faint block border, 1.2:1 */
+[id^="pg-override-"] .wrap:has(input) { border-color: var(--input-border-color) !important; }
 div.block.pg-notice { border-left: 4px solid #d97706; background: #fffbeb; border-radius: 6px;
              padding: 10px 14px !important; color: #78350f; }
 .pg-suggestion, .pg-ask { white-space: normal !important; text-align: left !important;
                           justify-content: flex-start !important; font-weight: 500 !important; }
 #pg-suggestions { gap: 8px; }
+/* Gradio fades chat text to 80 %, which takes links below 4.5:1 */
+#pg-chat .message-wrap .prose.chatbot.md { opacity: 1; }
 #pg-chat a[href^="#cite-"] { font-weight: 600; text-decoration: none;
-                             color: var(--primary-600); cursor: pointer; }
+                             color: var(--link-text-color); cursor: pointer; }
 #pg-chat a[href^="#cite-"]:hover { text-decoration: underline; }
-#pg-chat a.pg-active { background: var(--primary-100); border-radius: 4px; }
+#pg-chat a.pg-active { background: var(--primary-100); color: var(--primary-800);
+                       border-radius: 4px; }
+.dark #pg-chat a.pg-active { background: var(--primary-800); color: white; }
 #pg-grid { gap: 6px; }
 .pg-grid-row { align-items: stretch; gap: 6px !important; }
 .pg-grid-label { display: flex; align-items: center; min-width: 180px !important; }
 .pg-grid-head .pg-grid-label { color: var(--primary-700); }
+.dark .pg-grid-head .pg-grid-label { color: var(--primary-300); }
 .pg-cell { min-height: 52px; font-weight: 500 !important; }
 .pg-cell.pg-selected { outline: 2px solid var(--primary-500); }
 #pg-cell-detail, #pg-tour { margin-top: 10px; }
@@ -55,14 +118,82 @@ div.block.pg-notice { border-left: 4px solid #d97706; background: #fffbeb; borde
 #pg-profile-side { position: sticky; top: 8px; align-self: flex-start; }
 #pg-profile-summary table { font-size: .9rem; }
 div.block#pg-plan-preview { max-height: 720px; overflow-y: auto; }
+div.block#pg-passage:focus-visible, div.block#pg-plan-preview:focus-visible
+  { outline: 2px solid var(--primary-700); outline-offset: 2px; }
+/* headings for screen readers (each tab starts with one), kept out of sight */
+.pg-sr-only { position: absolute !important; width: 1px !important; height: 1px !important;
+              padding: 0 !important; margin: -1px !important; overflow: hidden !important;
+              clip: rect(0 0 0 0) !important; white-space: nowrap !important;
+              border: 0 !important; }
 #pg-plan-preview table td:nth-last-child(-n+3), #pg-plan-preview table th:nth-last-child(-n+3)
   { min-width: 7.5rem; }
 """
 
-# Clicking "[2]" (a link to "#cite-<turn>-<marker>") shows that passage beside the answer.
-HEAD = """
+# ARIA that Gradio's components take no parameter for, by element id. The citation panel and
+# the grid's detail and the tour change on a click: screen readers announce them. Panels that
+# scroll can be reached with the keyboard.
+ARIA: dict[str, dict[str, str]] = {
+    "pg-passage": {
+        "role": "region",
+        "aria-label": "Cited passage",
+        "aria-live": "polite",
+        "tabindex": "0",
+    },
+    "pg-plan-preview": {"role": "region", "aria-label": "Plan preview", "tabindex": "0"},
+    "pg-cell-detail": {"role": "region", "aria-label": "Selected cell", "aria-live": "polite"},
+    "pg-tour": {"role": "region", "aria-label": "Tour step", "aria-live": "polite"},
+}
+
+# Two behaviours of the page:
+# - ARIA: the attributes above, set whenever Gradio (re)mounts those components; and each grid
+#   cell's accessible name says its element and tier, read from its row and column heads, as
+#   "Payment, The Essentials: 2 action items" (the button shows "2 action items").
+# - Clicking "[2]" (a link to "#cite-<turn>-<marker>") shows that passage beside the answer.
+HEAD = (
+    """
 <script>
 (() => {
+  const aria = """
+    + json.dumps(ARIA)
+    + """;
+  const text = (block) =>
+    (block.querySelector('[data-testid="markdown"]') || block).textContent.trim();
+  // Gradio puts a component's classes on its block and on the block's content: take the block
+  const labels = (scope) =>
+    [...scope.querySelectorAll(".pg-grid-label")].filter(
+      (label) => !label.parentElement.closest(".pg-grid-label"),
+    );
+  const nameGridCells = () => {
+    // a cell's count never changes, so only cells (re)mounted since the last pass need a name
+    if (!document.querySelector("#pg-grid button.pg-cell:not([aria-label])")) return;
+    const head = document.querySelector("#pg-grid .pg-grid-head");
+    if (!head) return;
+    const tiers = labels(head).slice(1).map(text);
+    for (const row of document.querySelectorAll("#pg-grid .pg-grid-row:not(.pg-grid-head)")) {
+      const [label] = labels(row);
+      if (!label) continue;
+      const element = text(label).replace(/^\\d+\\.\\s*/, "");
+      row.querySelectorAll("button.pg-cell").forEach((button, n) => {
+        if (tiers[n]) {
+          button.setAttribute("aria-label", `${element}, ${tiers[n]}: ${button.textContent.trim()}`);
+        }
+      });
+    }
+  };
+  const applyAria = () => {
+    for (const [id, attributes] of Object.entries(aria)) {
+      const element = document.getElementById(id);
+      if (!element) continue;
+      for (const [name, value] of Object.entries(attributes)) {
+        if (element.getAttribute(name) !== value) element.setAttribute(name, value);
+      }
+    }
+    nameGridCells();
+  };
+  new MutationObserver(applyAria).observe(document.documentElement, {
+    childList: true,
+    subtree: true,
+  });
   document.addEventListener("click", (event) => {
     const link = event.target instanceof Element ? event.target.closest('a[href^="#cite-"]') : null;
     if (!link) return;
@@ -85,3 +216,4 @@ HEAD = """
 })();
 </script>
 """
+)
