@@ -63,6 +63,10 @@ def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.scale is not None:
+        from assistant.scale import run_scale_bench
+
+        return run_scale_bench(settings, scale=args.scale, rounds=args.rounds, keep=args.keep)
     from assistant.bench import run_bench
 
     return run_bench(settings, rounds=args.rounds)
@@ -99,6 +103,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     feedback.set_defaults(run=cmd_feedback)
     bench = sub.add_parser("bench", help="measure query latency (median, p95)")
     bench.add_argument("--rounds", type=int, default=100)
+    bench.add_argument(
+        "--scale",
+        type=int,
+        metavar="N",
+        help="also index N times the toolkit's passages in generated plan documents and compare",
+    )
+    bench.add_argument("--keep", action="store_true", help="keep the --scale run's temporary files")
     bench.set_defaults(run=cmd_bench)
     args = parser.parse_args(argv)
     try:

@@ -82,7 +82,7 @@ def run_bench(settings: Settings, *, rounds: int = 100) -> int:
     ask_ms: list[float] = []
     embed_ms: list[float] = []
     search_ms: list[float] = []
-    clear = bot.retriever.store.clear_cache  # each timing starts from a new question
+    clear = bot.retriever.clear_cache  # each timing starts from a new question
     for question, history, profile in sample:
         clear()
         ask_ms.append(_time(partial(bot.ask, question, history=history, profile=profile)))

@@ -129,6 +129,7 @@ class Assistant:
         from assistant.classifier import Featurizer, Heads
         from assistant.embeddings import make_embeddings
         from assistant.guards import Rules
+        from assistant.lexical import document_index
         from assistant.llm import make_chat_model
         from assistant.store import Store, connect
 
@@ -137,13 +138,15 @@ class Assistant:
         heads = Heads.load(settings.resolved_query_model)
         embeddings = make_embeddings(settings)
         store = Store(client=client, settings=settings, embeddings=embeddings)
+        # Only the toolkit is held in memory; a plan's documents stay in the store and in their
+        # memory-mapped word index, so opening does not grow with them.
         toolkit_passages, vectors = store.passages_with_vectors(sources=TOOLKIT_SOURCES)
         retriever = HybridRetriever(
             store=store,
-            passages=store.passages(),
-            k=settings.k,
-            memory_ids=[p.id for p in toolkit_passages],
+            passages=toolkit_passages,
             memory_vectors=vectors,
+            documents=document_index(store),
+            k=settings.k,
         )
 
         def embed(texts: list[str]) -> np.ndarray:
@@ -179,10 +182,12 @@ class Assistant:
         return self._toolkit
 
     def passage_ids(self) -> set[str]:
-        return set(self.composer.by_id)
+        """Every passage id an answer may cite: the toolkit's and the plan's documents'."""
+        return set(self.composer.by_id) | self.retriever.document_ids()
 
     def passage(self, pid: str) -> Passage:
-        return self.composer.get(pid)
+        """A passage by id; a plan document's is read from the store when it is asked for."""
+        return self.retriever.passage(pid)
 
     def vector(self, text: str) -> np.ndarray:
         """The question's one embedding, shared by the query stage and every search of the turn."""
@@ -438,17 +443,20 @@ class Assistant:
         return reply_from(book, body, kind="overview")
 
     def _explain(self, question: str, plan: QueryPlan) -> Reply:
-        hits = self._search(question, plan, k=3)
-        if not hits:
+        hits = self._search(question, plan, k=self.retriever.depth)
+        chosen = [h for h in hits if h.passage.kind != "document"][:3]
+        # A plan's own passages that rank among the best three follow the toolkit's, under
+        # their own label: they add to the toolkit's answer, never replace it.
+        documents = [h.passage for h in hits[:3] if h.passage.kind == "document"][:2]
+        if not chosen:
             return self._refuse(refusal_plan("not_covered"))
-        chosen = hits
         if re.match(r"\s*why\b", question.lower()):
             # "Why" is answered by the element's reasoning before its action items.
             reasons = self._search(question, plan, k=2, kinds=("rationale", "goal"))
             seen = {r.passage.id for r in reasons}
-            chosen = reasons + [h for h in hits if h.passage.id not in seen][:1]
+            chosen = reasons + [h for h in chosen if h.passage.id not in seen][:1]
         text, book = self.composer.quotes(
-            "From the toolkit:", [h.passage for h in chosen[:3]], question
+            "From the toolkit:", [h.passage for h in chosen[:3]] + documents, question
         )
         top = chosen[0].passage
         # The tier of an explanation is the tier of the action item it quotes first, if any.

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="how long failures count, and how long a name is refused"
     )
     concurrency: int = Field(default=2, ge=1)
+    ingest_batch: int = Field(
+        default=256, ge=1, description="passages embedded and written per call when indexing"
+    )
 
     @field_validator("chroma_url")
     @classmethod

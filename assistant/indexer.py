@@ -7,21 +7,27 @@ print(summary.line())
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
-from assistant.config import Settings
+from assistant.config import OVERVIEW_FILE, TOOLKIT_FILE, Settings
 from assistant.embeddings import make_embeddings, model_fingerprint
-from assistant.errors import IndexUnusable
-from assistant.passages import corpus_passages, extra_files
+from assistant.errors import CorpusError, IndexUnusable
+from assistant.lexical import DocumentIndex, words_folder, words_root
+from assistant.passages import document_passages, extra_files, toolkit_passages
+from assistant.schema import Passage
 from assistant.store import Store
+from assistant.toolkit import load_toolkit
 
 # Bump when passage ids, texts or metadata change shape: it makes every old index stale.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _CODE_FILES = ("toolkit.py", "passages.py")
+_DOCUMENT = "corpus:"  # manifest keys of the corpus files; the toolkit's two are not documents
 
 
 class IngestSummary(BaseModel):
@@ -34,12 +40,22 @@ class IngestSummary(BaseModel):
     elements: int
     seconds: float
     warnings: list[str]
+    mode: str = "rebuilt"  # "rebuilt", "updated" (only changed documents) or "up to date"
+    embedded: int = 0  # passages embedded by this run
+    changed_files: list[str] = []
+    removed_files: list[str] = []
 
     def line(self) -> str:
         kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(self.by_kind.items()))
-        verb = "Index up to date" if self.skipped else "Indexed"
+        verb = {"up to date": "Index up to date", "updated": "Updated"}.get(self.mode, "Indexed")
+        changes = ""
+        if self.mode == "updated":
+            changes = (
+                f" ({len(self.changed_files)} new or changed, {len(self.removed_files)} removed "
+                f"documents; {self.embedded} passages embedded)"
+            )
         return (
-            f"{verb}: {self.passages} passages ({kinds}); {self.elements} elements; "
+            f"{verb}{changes}: {self.passages} passages ({kinds}); {self.elements} elements; "
             f"collection {self.collection}; {self.seconds:.1f} s"
         )
 
@@ -53,7 +69,7 @@ def corpus_manifest(settings: Settings) -> dict[str, str | int]:
         files += sorted(extra_files(corpus))
     for path in files:
         if path.is_file():
-            digest[f"corpus:{path.name}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+            digest[f"{_DOCUMENT}{path.name}"] = hashlib.sha256(path.read_bytes()).hexdigest()
     here = Path(__file__).parent
     for name in _CODE_FILES:
         digest[f"code:{name}"] = hashlib.sha256((here / name).read_bytes()).hexdigest()
@@ -61,59 +77,153 @@ def corpus_manifest(settings: Settings) -> dict[str, str | int]:
     return digest
 
 
+def _documents(manifest: dict[str, Any]) -> dict[str, str]:
+    """File name -> hash of a plan's own documents in ``manifest``."""
+    toolkit = {TOOLKIT_FILE, OVERVIEW_FILE}
+    return {
+        key[len(_DOCUMENT) :]: str(value)
+        for key, value in manifest.items()
+        if key.startswith(_DOCUMENT) and key[len(_DOCUMENT) :] not in toolkit
+    }
+
+
+def _base(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What forces a full rebuild when it changes: the toolkit, the parser, the model."""
+    documents = {f"{_DOCUMENT}{name}" for name in _documents(manifest)}
+    return {key: value for key, value in manifest.items() if key not in documents}
+
+
 def index_is_current(settings: Settings) -> bool:
     """True when an index exists and was built from the current corpus, model and parser."""
+    return _stored_manifest(settings) == corpus_manifest(settings)
+
+
+def _stored_manifest(settings: Settings) -> dict[str, Any] | None:
     if not settings.chroma_url and not (settings.chroma_path / "chroma.sqlite3").is_file():
-        return False
+        return None
     from assistant.store import connect
 
     store = Store(client=connect(settings, create=False), settings=settings, embeddings=None)  # type: ignore[arg-type]
-    return store.manifest() == corpus_manifest(settings)
+    return store.manifest()
 
 
 def build_index(
     settings: Settings, *, force: bool = False, show_progress: bool = True
 ) -> IngestSummary:
-    """Parse the corpus and (re)build the index unless it is already current.
+    """Bring the index up to date with the corpus, doing as little as the change needs.
+
+    A changed toolkit file, parser or model (or ``force``) rebuilds everything into a new
+    collection; new, changed or removed documents of a plan only embed, replace or delete their
+    own passages; nothing changed does nothing.
 
     Args:
         settings: paths, collection and model.
-        force: rebuild even when the manifest shows nothing changed.
+        force: rebuild everything even when nothing changed.
         show_progress: draw a progress bar on stderr.
 
     Returns:
         The run's summary. Raises ``CorpusError``, ``IndexUnusable``, ``StoreUnavailable`` or
-        ``ModelError``; in every case the previous index stays as it was.
+        ``ModelError``; on a rebuild the previous index stays as it was, and an update that
+        stopped half-way is finished by the next run.
     """
     started = time.perf_counter()
-    toolkit, passages, warnings = corpus_passages(settings.corpus_dir)
+    toolkit = load_toolkit(settings.corpus_dir)
     manifest = corpus_manifest(settings)
     _check_writable(settings)
-    skipped = not force and index_is_current(settings)
-    if skipped:
-        store = Store.open(settings, None)  # type: ignore[arg-type]
-        name = store.active_name()
-        store.prune(keep=name)  # collections left behind by a build that died
+    stored = None if force else _stored_manifest(settings)
+    documents = _documents(manifest)
+    folder = words_folder(settings, manifest) if documents else None
+    extra = {"words": folder.name if folder else ""}
+    warnings: list[str] = []
+    changed: list[str] = []
+    removed: list[str] = []
+    if stored is not None and _base(stored) == _base(manifest):
+        old = _documents(stored)
+        changed = sorted(name for name, digest in documents.items() if old.get(name) != digest)
+        removed = sorted(set(old) - set(documents))
+        store = Store.open(settings, make_embeddings(settings) if changed else None)  # type: ignore[arg-type]
+        kept = [p for p in _stored_documents(store) if p.source not in {*changed, *removed}]
+        added = _parse(settings, changed, warnings)
+        mode = "updated" if changed or removed or stored != manifest else "up to date"
+        if mode == "updated":
+            _save_words(folder, [*kept, *added])
+            with _bar(len(added), show_progress) as bar:
+                name = store.update(
+                    remove_sources=[*changed, *removed],
+                    add=added,
+                    manifest=manifest,
+                    progress=bar.update,
+                    extra=extra,
+                )
+        else:
+            name = store.active_name()
+            store.prune(keep=name)  # collections left behind by a build that died
+        passages = [*toolkit_passages(toolkit), *kept, *added]
+        embedded = len(added)
     else:
+        mode = "rebuilt"
+        added = _parse(settings, sorted(documents), warnings)
+        changed = sorted(p.source for p in added)
+        passages = [*toolkit_passages(toolkit), *added]
+        _save_words(folder, added)
         store = Store.open(settings, make_embeddings(settings), create=True)
-        from tqdm import tqdm
-
-        with tqdm(
-            total=len(passages),
-            desc="Embedding passages",
-            unit="passage",
-            disable=not show_progress,
-        ) as bar:
-            name = store.rebuild(passages, manifest, progress=bar.update)
+        with _bar(len(passages), show_progress) as bar:
+            name = store.rebuild(passages, manifest, progress=bar.update, extra=extra)
+        embedded = len(passages)
+    _prune_words(settings, keep=folder)
     return IngestSummary(
-        skipped=skipped,
+        skipped=mode == "up to date",
         collection=name,
         passages=len(passages),
         by_kind={str(kind): n for kind, n in Counter(p.kind for p in passages).items()},
         elements=len(toolkit.elements),
         seconds=time.perf_counter() - started,
         warnings=warnings,
+        mode=mode,
+        embedded=embedded,
+        changed_files=sorted(set(changed)),
+        removed_files=removed,
     )
+
+
+def _parse(settings: Settings, names: list[str], warnings: list[str]) -> list[Passage]:
+    """The passages of the named documents; unreadable ones become warnings."""
+    out: list[Passage] = []
+    for name in names:
+        try:
+            out.extend(document_passages(settings.corpus_dir / name))
+        except CorpusError as exc:
+            warnings.append(str(exc))
+    return out
+
+
+def _stored_documents(store: Store) -> list[Passage]:
+    """The documents' passages as the index holds them: from the word index when it is there."""
+    from assistant.lexical import document_index
+
+    index = document_index(store)
+    return index.passages() if index is not None else []
+
+
+def _save_words(folder: Path | None, passages: list[Passage]) -> None:
+    if folder is not None and passages:
+        DocumentIndex.build(passages).save(folder)
+
+
+def _prune_words(settings: Settings, *, keep: Path | None) -> None:
+    """Delete word indexes of earlier builds (a running app keeps reading its open copy)."""
+    root = words_root(settings)
+    if not root.is_dir():
+        return
+    for folder in root.iterdir():
+        if folder != keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _bar(total: int, show: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="Embedding passages", unit="passage", disable=not show)
 
 
 def _check_writable(settings: Settings) -> None:

@@ -1,16 +1,21 @@
-"""Hybrid retrieval: dense (Chroma, raw cosine distance) plus BM25 (bm25s), fused by RRF.
+"""Hybrid retrieval: dense (cosine) plus BM25 (bm25s), fused by RRF.
+
+The toolkit's own passages (a few hundred) are ranked in memory. A plan's documents, however
+many, are ranked by Chroma's HNSW index (dense) and a memory-mapped bm25s index (words), each
+asked for its top few only: the work per question does not grow with the plan's documents.
 
 Hard restrictions (passage kinds) arrive as ``Filters``; the query plan's element and tier arrive
 as a ``Boost``, which ranks matching passages higher without hiding the others.
 
-    retriever = HybridRetriever(store=store, passages=store.passages())
+    retriever = HybridRetriever(store=store, passages=toolkit_passages, documents=index)
     hits = retriever.search("respite benefit", k=5)
     docs = retriever.invoke("respite benefit")   # LangChain Documents
 """
 
 from __future__ import annotations
 
-import re
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -18,6 +23,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
+from assistant.lexical import DocumentIndex, passage_tokens, tokens
 from assistant.schema import Passage
 from assistant.store import Store
 
@@ -26,83 +32,9 @@ RRF_K = 60
 # about as much as ranking first in one of the two lists.
 ELEMENT_BONUS = 1 / (RRF_K + 1)
 TIER_BONUS = 0.25 / (RRF_K + 1)
-_TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "can",
-        "could",
-        "do",
-        "does",
-        "for",
-        "from",
-        "has",
-        "have",
-        "how",
-        "i",
-        "in",
-        "is",
-        "it",
-        "its",
-        "of",
-        "on",
-        "or",
-        "our",
-        "should",
-        "so",
-        "that",
-        "the",
-        "their",
-        "them",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "us",
-        "was",
-        "we",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "me",
-        "my",
-        "about",
-        "any",
-        "into",
-        "more",
-        "most",
-        "than",
-        "then",
-    ]
-)
+_REMEMBERED = 16  # document searches kept: a few turns' worth
 
-
-def tokens(text: str) -> list[str]:
-    """Lower-case word tokens without stop words (hyphenated words also split)."""
-    out: list[str] = []
-    for token in _TOKEN.findall(text.lower()):
-        if token in _STOP:
-            continue
-        out.append(token)
-        if "-" in token:
-            out.extend(part for part in token.split("-") if part not in _STOP)
-    return out
+__all__ = ["Boost", "Filters", "Hit", "HybridRetriever", "tokens"]
 
 
 class Filters(BaseModel):
@@ -131,6 +63,14 @@ class Filters(BaseModel):
         if not clauses:
             return None
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def admits_documents(self) -> bool:
+        """Whether a plan's document (no element, no tier) can pass."""
+        return (
+            self.element is None
+            and self.tier is None
+            and (self.kinds is None or "document" in self.kinds)
+        )
 
 
 class Boost(BaseModel):
@@ -168,104 +108,162 @@ class Hit(BaseModel):
 
 
 class HybridRetriever(BaseRetriever):
-    """Dense + BM25 with reciprocal rank fusion over the passages of one index."""
+    """Dense + BM25 with reciprocal rank fusion: the toolkit in memory, documents from indexes.
+
+    ``passages`` and ``memory_vectors`` are the toolkit's passages and their embeddings (same
+    order); ``documents`` is the word index of a plan's own documents, if it has any.
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     store: Store
     passages: list[Passage]
+    memory_vectors: Any
+    documents: DocumentIndex | None = None
     k: int = 8
     filters: Filters = Filters()
     depth: int = 24
-    memory_ids: list[str] = []
-    memory_vectors: Any = None
     _by_id: dict[str, Passage] = PrivateAttr(default_factory=dict)
-    _bm25: Any = PrivateAttr(default=None)
-    _documents: bool = PrivateAttr(default=False)
     _rows_by_id: dict[str, int] = PrivateAttr(default_factory=dict)
+    _bm25: Any = PrivateAttr(default=None)
+    # A turn searches its question several times (plan, answer, resources, documents): the
+    # documents' top hits depend only on the words or the vector, so each is fetched once.
+    _document_hits: OrderedDict[Any, list[tuple[Passage, float]]] = PrivateAttr(
+        default_factory=OrderedDict
+    )
 
     def model_post_init(self, context: Any, /) -> None:
         import bm25s
-
-        self._by_id = {p.id: p for p in self.passages}
-        self._documents = any(p.kind == "document" for p in self.passages)
-        self._rows_by_id = {pid: row for row, pid in enumerate(self.memory_ids)}
-        corpus = [tokens(f"{p.title} {p.lead or ''} {p.text}") for p in self.passages]
-        self._bm25 = bm25s.BM25()
-        self._bm25.index(corpus, show_progress=False)
-
-    def passage(self, pid: str) -> Passage:
-        return self._by_id[pid]
-
-    def lexical(self, query: str, *, filters: Filters, limit: int) -> list[tuple[str, float]]:
-        """BM25 ranking of the passages that pass ``filters``; zero scores are dropped."""
-        query_tokens = tokens(query)
-        if not query_tokens:
-            return []
         import numpy as np
 
-        scores = self._bm25.get_scores(query_tokens)
-        ranked: list[tuple[str, float]] = []
-        for i in np.argsort(-scores):  # best first; stop at the first zero or at the limit
-            if scores[i] <= 0 or len(ranked) == limit:
-                break
-            passage = self.passages[i]
-            if filters.accepts(passage):
-                ranked.append((passage.id, float(scores[i])))
-        return ranked
+        self.memory_vectors = np.asarray(self.memory_vectors, dtype=np.float32)
+        self._by_id = {p.id: p for p in self.passages}
+        self._rows_by_id = {p.id: row for row, p in enumerate(self.passages)}
+        self._bm25 = bm25s.BM25()
+        self._bm25.index([passage_tokens(p) for p in self.passages], show_progress=False)
+
+    def clear_cache(self) -> None:
+        """Forget remembered embeddings and document hits (benchmarks time new questions)."""
+        self.store.clear_cache()
+        self._document_hits.clear()
+
+    def passage(self, pid: str) -> Passage:
+        """A toolkit passage from memory, or a plan document's from its word index."""
+        found = self._by_id.get(pid) or (self.documents.get(pid) if self.documents else None)
+        if found is None:
+            raise KeyError(pid)
+        return found
 
     @property
     def has_documents(self) -> bool:
         """Whether the index holds any of a plan's own documents."""
-        return self._documents
+        return self.documents is not None and len(self.documents) > 0
+
+    def document_ids(self) -> set[str]:
+        """Every document passage id (reads the whole word index: for evaluations)."""
+        return self.documents.ids() if self.documents else set()
+
+    def lexical(
+        self, query: str, *, filters: Filters, limit: int
+    ) -> tuple[list[tuple[Passage, float]], list[tuple[Passage, float]]]:
+        """BM25 rankings of the toolkit's passages and of the documents that pass ``filters``.
+
+        Two lists: scores from two indexes are not on one scale, so each is fused by its rank.
+        """
+        query_tokens = tokens(query)
+        if not query_tokens:
+            return [], []
+        import numpy as np
+
+        scores = self._bm25.get_scores(query_tokens)
+        toolkit: list[tuple[Passage, float]] = []
+        for i in np.argsort(-scores):  # a few hundred passages: stop at the first zero
+            if scores[i] <= 0 or len(toolkit) == limit:
+                break
+            if filters.accepts(self.passages[i]):
+                toolkit.append((self.passages[i], float(scores[i])))
+        documents: list[tuple[Passage, float]] = []
+        if self.documents is not None and filters.admits_documents():
+            index = self.documents
+            documents = self._remember(
+                ("words", limit, *query_tokens), lambda: index.search(query_tokens, k=limit)
+            )
+        return toolkit, documents
+
+    def _remember(
+        self, key: Any, fetch: Callable[[], list[tuple[Passage, float]]]
+    ) -> list[tuple[Passage, float]]:
+        found = self._document_hits.get(key)
+        if found is None:
+            found = self._document_hits[key] = fetch()
+            while len(self._document_hits) > _REMEMBERED:
+                self._document_hits.popitem(last=False)
+        return found
 
     def _rows(self, ids: list[str]) -> list[int]:
         return [self._rows_by_id[pid] for pid in ids if pid in self._rows_by_id]
 
     def similarities(self, vector: Any, ids: list[str]) -> list[float]:
-        """Cosine of ``vector`` with each in-memory passage of ``ids`` (same order)."""
+        """Cosine of ``vector`` with each toolkit passage of ``ids`` (same order)."""
         import numpy as np
 
         rows = self._rows(ids)
-        return [float(v) for v in np.asarray(self.memory_vectors)[rows] @ np.asarray(vector)]
+        return [float(v) for v in self.memory_vectors[rows] @ np.asarray(vector)]
 
     def mean_vector(self, ids: list[str]) -> Any:
-        """The normalised mean of the in-memory vectors of ``ids`` (zeros when none)."""
+        """The normalised mean of the toolkit vectors of ``ids`` (zeros when none)."""
         import numpy as np
 
         rows = self._rows(ids)
         if not rows:
-            return np.zeros(np.asarray(self.memory_vectors).shape[1], dtype=np.float32)
-        mean = np.asarray(self.memory_vectors)[rows].mean(axis=0)
+            return np.zeros(self.memory_vectors.shape[1], dtype=np.float32)
+        mean = self.memory_vectors[rows].mean(axis=0)
         return mean / (np.linalg.norm(mean) or 1.0)
 
     def dense(
         self, query: str, *, filters: Filters, vector: list[float] | None
-    ) -> list[tuple[str, float]]:
-        """(id, cosine distance), nearest first: the toolkit's passages from memory, a plan's
-        documents (if any) from Chroma."""
-        if self.memory_vectors is None:
-            return self.store.dense(query, k=self.depth, where=filters.where(), vector=vector)
+    ) -> tuple[list[tuple[Passage, float]], list[tuple[Passage, float]]]:
+        """(passage, cosine distance) lists, nearest first: the toolkit's passages from memory
+        and a plan's documents (if any) from Chroma's HNSW index.
+
+        Two lists, like ``lexical``: the toolkit's passages keep the ranks they have without any
+        documents, so adding documents never reorders the toolkit's own answers.
+        """
         import numpy as np
 
         point = np.asarray(
             vector if vector is not None else self.store.embed_query(query), dtype=np.float32
         )
         sims = self.memory_vectors @ point
-        found: list[tuple[str, float]] = []
+        found: list[tuple[Passage, float]] = []
         for row in np.argsort(-sims):
-            passage = self._by_id.get(self.memory_ids[row])
-            if passage is not None and filters.accepts(passage):
-                found.append((passage.id, 1.0 - float(sims[row])))
+            passage = self.passages[row]
+            if filters.accepts(passage):
+                found.append((passage, 1.0 - float(sims[row])))
                 if len(found) == self.depth:
                     break
-        if self._documents and (filters.kinds is None or "document" in filters.kinds):
-            where = Filters(element=filters.element, tier=filters.tier, kinds=("document",))
-            found += self.store.dense(
-                query, k=self.depth, where=where.where(), vector=point.tolist()
+        documents: list[tuple[Passage, float]] = []
+        if self.documents is not None and filters.admits_documents():
+            documents = self._remember(
+                ("dense", self.depth, point.tobytes()),
+                lambda: self._nearest_documents(point.tolist()),
             )
-            found.sort(key=lambda pair: pair[1])
-        return found[: self.depth]
+        return found, documents
+
+    def _nearest_documents(self, vector: list[float]) -> list[tuple[Passage, float]]:
+        """Documents among the store's nearest passages, read from the word index.
+
+        No filter: a Chroma filter costs a pass over every document's metadata, and the
+        toolkit's passages among the results are already ranked from memory.
+        """
+        found: list[tuple[Passage, float]] = []
+        if self.documents is None:
+            return found
+        for pid, distance in self.store.dense(k=self.depth, vector=vector):
+            passage = self.documents.get(pid)
+            if passage is not None:
+                found.append((passage, distance))
+        return found
 
     def search(
         self,
@@ -279,31 +277,33 @@ class HybridRetriever(BaseRetriever):
         """The ``k`` best passages for ``query`` under ``filters``, fused by RRF, then boosted."""
         filters = filters or self.filters
         k = k or self.k
-        dense = self.dense(query, filters=filters, vector=vector)
-        lexical = self.lexical(query, filters=filters, limit=self.depth)
         fused: dict[str, Hit] = {}
-        for rank, (pid, distance) in enumerate(dense, start=1):
-            if pid not in self._by_id:
-                continue
-            # model_construct: the values are ours and already typed; validation is per-query cost.
-            fused[pid] = Hit.model_construct(
-                passage=self._by_id[pid],
-                score=1 / (RRF_K + rank),
-                distance=distance,
-                dense_rank=rank,
-                lexical_rank=None,
-            )
-        for rank, (pid, _score) in enumerate(lexical, start=1):
-            hit = fused.get(pid) or Hit.model_construct(
-                passage=self._by_id[pid],
-                score=0.0,
-                distance=None,
-                dense_rank=None,
-                lexical_rank=None,
-            )
-            hit.score += 1 / (RRF_K + rank)
-            hit.lexical_rank = rank
-            fused[pid] = hit
+        toolkit_words, document_words = self.lexical(query, filters=filters, limit=self.depth)
+        toolkit_near, documents_near = self.dense(query, filters=filters, vector=vector)
+        rankings = [
+            ("dense", toolkit_near),
+            ("lexical", toolkit_words),
+            ("dense", documents_near),
+            ("lexical", document_words),
+        ]
+        for source, ranking in rankings:
+            for rank, (passage, value) in enumerate(ranking, start=1):
+                hit = fused.get(passage.id)
+                if hit is None:
+                    # model_construct: the values are ours and already typed; validation is
+                    # per-query cost.
+                    hit = fused[passage.id] = Hit.model_construct(
+                        passage=passage,
+                        score=0.0,
+                        distance=None,
+                        dense_rank=None,
+                        lexical_rank=None,
+                    )
+                hit.score += 1 / (RRF_K + rank)
+                if source == "dense":
+                    hit.distance, hit.dense_rank = value, rank
+                else:
+                    hit.lexical_rank = rank
         if boost is not None:
             for hit in fused.values():
                 hit.score += boost.bonus(hit.passage)

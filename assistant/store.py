@@ -5,7 +5,7 @@ when it is complete does the pointer collection (``toolkit``) switch its ``activ
 it. A build that dies half-way leaves the pointer, and so the previous index, untouched.
 
     store = Store.open(settings, embeddings)
-    hits = store.dense("respite benefit", k=5)   # [(Passage, cosine distance), ...]
+    hits = store.dense("respite benefit", k=5)   # [(passage id, cosine distance), ...]
 """
 
 from __future__ import annotations
@@ -214,16 +214,27 @@ class Store:
         where: dict[str, Any] | None = None,
         vector: Sequence[float] | None = None,
     ) -> list[tuple[str, float]]:
-        """(passage id, cosine distance) for the ``k`` nearest passages; ``where`` filters."""
-        vs = self.vectorstore()
+        """(passage id, cosine distance) of the ``k`` nearest passages (HNSW); ``where`` filters.
+
+        Only ids and distances are read. A ``where`` clause makes Chroma read the metadata of
+        every passage it admits: on a large index, leave it out and filter the few results.
+        """
+        collection = self.vectorstore()._collection
         embedding = list(vector) if vector is not None else list(self.embed_query(query or ""))
-        docs = self._call(
+        found = self._call(
             "searching",
-            lambda: vs.similarity_search_by_vector_with_relevance_scores(
-                embedding, k=k, filter=where
+            lambda: collection.query(
+                query_embeddings=[embedding], n_results=k, where=where, include=["distances"]
             ),
         )
-        return [(str(doc.id), float(score)) for doc, score in docs]
+        return [
+            (str(pid), float(distance))
+            for pid, distance in zip(found["ids"][0], found["distances"][0], strict=True)
+        ]
+
+    def documents(self) -> list[Passage]:
+        """Every passage of a plan's own documents, in order."""
+        return [passage for passage, _ in self._read(["metadatas"], where={"kind": "document"})]
 
     # -- writing ----------------------------------------------------------------------------------
     def rebuild(
@@ -232,9 +243,12 @@ class Store:
         manifest: dict[str, Any],
         *,
         progress: Callable[[int], None] | None = None,
-        batch: int = 32,
+        extra: dict[str, str] | None = None,
     ) -> str:
-        """Write ``passages`` into a new collection, then switch the pointer to it."""
+        """Write ``passages`` into a new collection, then switch the pointer to it.
+
+        ``extra`` is more pointer metadata to set with the switch (the word index's folder).
+        """
         from langchain_chroma import Chroma
 
         name = f"{self.settings.collection}{VERSION_SEP}{time.strftime('%Y%m%d%H%M%S')}-{time.time_ns() % 10**6:06d}"
@@ -247,9 +261,53 @@ class Store:
                 collection_configuration={"hnsw": {"space": "cosine"}},
             ),
         )
+        self._add(vs, passages, first=0, progress=progress)
+        count = self._call("counting", lambda: vs._collection.count())
+        if count != len(passages):
+            raise IndexUnusable(
+                f"The new collection {name} holds {count} of {len(passages)} passages."
+            )
+        self._point(name, manifest, extra)
+        self.prune(keep=name)
+        return name
+
+    def update(
+        self,
+        *,
+        remove_sources: Sequence[str],
+        add: Sequence[Passage],
+        manifest: dict[str, Any],
+        progress: Callable[[int], None] | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> str:
+        """Change the active collection in place: drop the passages of ``remove_sources``, add
+        ``add``, then record ``manifest``. Run again after a failure, it finishes the job."""
+        name = self.active_name()
+        vs = self.vectorstore()
+        if remove_sources:
+            self._call(
+                "removing changed documents",
+                lambda: vs._collection.delete(where={"source": {"$in": list(remove_sources)}}),
+            )
+        first = self._call("counting", lambda: vs._collection.count())
+        self._add(vs, add, first=first, progress=progress)
+        self._point(name, manifest, extra)
+        return name
+
+    def _add(
+        self,
+        vs: Any,
+        passages: Sequence[Passage],
+        *,
+        first: int,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        batch = self.settings.ingest_batch
         for start in range(0, len(passages), batch):
             chunk = passages[start : start + batch]
-            metadatas = [{**_to_metadata(p), "order": start + i} for i, p in enumerate(chunk)]
+            metadatas = [
+                {**_to_metadata(p), "order": first + start + i} for i, p in enumerate(chunk)
+            ]
             self._call(
                 "adding passages",
                 lambda chunk=chunk, metadatas=metadatas: vs.add_texts(  # type: ignore[misc]
@@ -258,12 +316,13 @@ class Store:
             )
             if progress:
                 progress(len(chunk))
-        count = self._call("counting", lambda: vs._collection.count())
-        if count != len(passages):
-            raise IndexUnusable(
-                f"The new collection {name} holds {count} of {len(passages)} passages."
-            )
-        pointer_meta = {"active": name, "manifest": json.dumps(manifest, sort_keys=True)}
+
+    def _point(self, name: str, manifest: dict[str, Any], extra: dict[str, str] | None) -> None:
+        pointer_meta = {
+            "active": name,
+            "manifest": json.dumps(manifest, sort_keys=True),
+            **(extra or {}),
+        }
         self._call(
             "switching to the new collection",
             lambda: self.client.get_or_create_collection(self.settings.collection).modify(
@@ -271,8 +330,6 @@ class Store:
             ),
         )
         self._vectorstore = None
-        self.prune(keep=name)
-        return name
 
     def prune(self, *, keep: str) -> list[str]:
         """Delete versioned collections other than ``keep`` (left over by earlier or dead builds)."""

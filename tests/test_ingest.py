@@ -125,6 +125,7 @@ def test_killed_ingest_leaves_old_index_answering(tmp_path: Path, built_settings
         **os.environ,
         "ASSISTANT_CHROMA_PATH": str(settings.chroma_path),
         "ASSISTANT_CORPUS_DIR": str(settings.corpus_dir),
+        "ASSISTANT_INGEST_BATCH": "32",  # small batches: the kill lands half-way
     }
     assert _ingest_and_kill(env) == -signal.SIGKILL
     client = connect(settings, create=False)
