@@ -121,6 +121,7 @@ class Assistant:
         names = {p.element: p.title for p in passages if p.kind == "summary" and p.element}
         self.composer = Composer(passages=passages, element_names=names)
         self._toolkit: Any = None
+        self.opened: tuple[str, str] = ("", "")  # the index version this assistant answers from
         self._plans: OrderedDict[tuple[Any, ...], QueryPlan] = OrderedDict()
 
     @classmethod
@@ -138,6 +139,7 @@ class Assistant:
         heads = Heads.load(settings.resolved_query_model)
         embeddings = make_embeddings(settings)
         store = Store(client=client, settings=settings, embeddings=embeddings)
+        opened = store.version()
         # Only the toolkit is held in memory; a plan's documents stay in the store and in their
         # memory-mapped word index, so opening does not grow with them.
         toolkit_passages, vectors = store.passages_with_vectors(sources=TOOLKIT_SOURCES)
@@ -158,9 +160,16 @@ class Assistant:
             rules=Rules.load(),
             embed=embed,
         )
-        return cls(
+        bot = cls(
             settings=settings, retriever=retriever, query=query, llm=make_chat_model(settings)
         )
+        bot.opened = opened
+        return bot
+
+    def index_version(self) -> tuple[str, str]:
+        """The store's active collection and word index now; differs from ``opened`` after a
+        rebuild or an update of the index."""
+        return self.retriever.store.version()
 
     def use_heads(self, heads: Any) -> None:
         """Swap the fitted heads (leave-one-writer-out refits them per writer)."""

@@ -68,6 +68,14 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="how long failures count, and how long a name is refused"
     )
     concurrency: int = Field(default=2, ge=1)
+    index_grace_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="how long a replaced index is kept for processes still answering from it",
+    )
+    reindex_check_seconds: float = Field(
+        default=2.0, gt=0, description="how often a running app looks for a rebuilt index"
+    )
     ingest_batch: int = Field(
         default=256, ge=1, description="passages embedded and written per call when indexing"
     )

@@ -142,19 +142,16 @@ def build_index(
         changed = sorted(name for name, digest in documents.items() if old.get(name) != digest)
         removed = sorted(set(old) - set(documents))
         store = Store.open(settings, make_embeddings(settings) if changed else None)  # type: ignore[arg-type]
-        kept = [p for p in _stored_documents(store) if p.source not in {*changed, *removed}]
+        kept, kept_vectors = _stored_documents(store, drop={*changed, *removed})
         added = _parse(settings, changed, warnings)
         mode = "updated" if changed or removed or stored != manifest else "up to date"
         if mode == "updated":
-            _save_words(folder, [*kept, *added])
             with _bar(len(added), show_progress) as bar:
-                name = store.update(
-                    remove_sources=[*changed, *removed],
-                    add=added,
-                    manifest=manifest,
-                    progress=bar.update,
-                    extra=extra,
+                name, vectors = store.write_changes(
+                    remove_sources=[*changed, *removed], add=added, progress=bar.update
                 )
+            _save_words(folder, [*kept, *added], [*kept_vectors, *vectors.values()])
+            store.activate(name, manifest, extra=extra)
         else:
             name = store.active_name()
             store.prune(keep=name)  # collections left behind by a build that died
@@ -165,10 +162,11 @@ def build_index(
         added = _parse(settings, sorted(documents), warnings)
         changed = sorted(p.source for p in added)
         passages = [*toolkit_passages(toolkit), *added]
-        _save_words(folder, added)
         store = Store.open(settings, make_embeddings(settings), create=True)
         with _bar(len(passages), show_progress) as bar:
-            name = store.rebuild(passages, manifest, progress=bar.update, extra=extra)
+            name, vectors = store.write_collection(passages, progress=bar.update)
+        _save_words(folder, added, list(vectors.values()))
+        store.activate(name, manifest, extra=extra)
         embedded = len(passages)
     _prune_words(settings, keep=folder)
     return IngestSummary(
@@ -197,26 +195,33 @@ def _parse(settings: Settings, names: list[str], warnings: list[str]) -> list[Pa
     return out
 
 
-def _stored_documents(store: Store) -> list[Passage]:
-    """The documents' passages as the index holds them: from the word index when it is there."""
+def _stored_documents(store: Store, *, drop: set[str]) -> tuple[list[Passage], list[Any]]:
+    """The documents' passages the index holds, but those of ``drop``, and their vectors: read
+    from the word index (built from the store when it is not here)."""
     from assistant.lexical import document_index
 
     index = document_index(store)
-    return index.passages() if index is not None else []
+    if index is None:
+        return [], []
+    kept = [p for p in index.passages() if p.source not in drop]
+    return kept, list(index.vectors([p.id for p in kept]))
 
 
-def _save_words(folder: Path | None, passages: list[Passage]) -> None:
+def _save_words(folder: Path | None, passages: list[Passage], vectors: list[Any]) -> None:
+    """Write the word index of the documents, unless there are none."""
     if folder is not None and passages:
-        DocumentIndex.build(passages).save(folder)
+        DocumentIndex.build(passages, vectors).save(folder)
 
 
 def _prune_words(settings: Settings, *, keep: Path | None) -> None:
-    """Delete word indexes of earlier builds (a running app keeps reading its open copy)."""
+    """Delete word indexes of earlier builds once no running app can still be reading them
+    (the same grace as the collections')."""
     root = words_root(settings)
     if not root.is_dir():
         return
+    cutoff = time.time() - settings.index_grace_seconds
     for folder in root.iterdir():
-        if folder != keep:
+        if folder != keep and folder.stat().st_mtime <= cutoff:
             shutil.rmtree(folder, ignore_errors=True)
 
 

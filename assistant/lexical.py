@@ -5,7 +5,7 @@ be tens of thousands of passages, so their BM25 index is built once, saved with 
 opened with ``mmap``: a question costs its own terms' postings and one top-k, and opening it
 reads no passage text. Passages come back from the saved corpus file, one line each.
 
-    DocumentIndex.build(passages).save(folder)
+    DocumentIndex.build(passages, vectors).save(folder)
     index = DocumentIndex.open(folder)
     index.search(tokens("overnight respite nights"), k=24)   # [(Passage, score), ...]
 """
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from assistant.store import Store
 
 _IDS = "passage-ids.json"  # row -> passage id, to read a passage found by the dense index
+_VECTORS = "vectors.npy"  # row -> embedding, to score the words' best hits exactly
 _TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _STOP = frozenset(
     [
@@ -122,24 +123,28 @@ def passage_tokens(passage: Passage) -> list[str]:
 class DocumentIndex:
     """BM25 (bm25s) over passages, with the passages themselves kept beside it."""
 
-    def __init__(self, bm25: Any, corpus: Any, ids: Sequence[str]) -> None:
+    def __init__(self, bm25: Any, corpus: Any, ids: Sequence[str], vectors: Any) -> None:
         self._bm25 = bm25
         self._corpus = corpus
         self._rows = {pid: row for row, pid in enumerate(ids)}
+        self._vectors = vectors
 
     @classmethod
-    def build(cls, passages: Sequence[Passage]) -> DocumentIndex:
+    def build(cls, passages: Sequence[Passage], vectors: Any) -> DocumentIndex:
+        """The index of ``passages``; ``vectors`` are their embeddings (rows in the same order)."""
         import bm25s
+        import numpy as np
 
         _quiet_bm25s()
         bm25 = bm25s.BM25()
         bm25.index([passage_tokens(p) for p in passages], show_progress=False)
-        return cls(
-            bm25, [p.model_dump(exclude_none=True) for p in passages], [p.id for p in passages]
-        )
+        corpus = [p.model_dump(exclude_none=True) for p in passages]
+        matrix = np.asarray(vectors, dtype=np.float32).reshape(len(passages), -1)
+        return cls(bm25, corpus, [p.id for p in passages], matrix)
 
     def save(self, folder: Path) -> None:
         """Write the index to ``folder`` whole: a reader sees the old folder or the new one."""
+        import numpy as np
         from bm25s.utils.corpus import JsonlCorpus
 
         partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
@@ -148,6 +153,7 @@ class DocumentIndex:
         self._bm25.save(str(partial), corpus=self._corpus, show_progress=False)
         JsonlCorpus(str(partial / "corpus.jsonl"), show_progress=False)  # writes its line index
         (partial / _IDS).write_text(json.dumps(list(self._rows)), "utf-8")
+        np.save(partial / _VECTORS, np.asarray(self._vectors, dtype=np.float32))
         shutil.rmtree(folder, ignore_errors=True)
         try:
             partial.rename(folder)
@@ -158,17 +164,19 @@ class DocumentIndex:
     def open(cls, folder: Path) -> DocumentIndex:
         """The saved index, memory-mapped. Raises ``IndexUnusable`` when it cannot be read."""
         import bm25s
+        import numpy as np
 
         _quiet_bm25s()
         try:
             bm25 = bm25s.BM25.load(str(folder), load_corpus=True, mmap=True, show_progress=False)
             ids = json.loads((folder / _IDS).read_text("utf-8"))
+            vectors = np.load(folder / _VECTORS, mmap_mode="r")
         except Exception as exc:  # bm25s raises OSError, ValueError, JSON errors...
             raise IndexUnusable(
                 f"Cannot read the document word index at {folder}: {exc}. "
                 "Rebuild it with `python ingest.py --force`."
             ) from exc
-        return cls(bm25, bm25.corpus, ids)
+        return cls(bm25, bm25.corpus, ids, vectors)
 
     def __len__(self) -> int:
         return int(self._bm25.scores["num_docs"])
@@ -180,6 +188,16 @@ class DocumentIndex:
 
     def ids(self) -> set[str]:
         return set(self._rows)
+
+    def vectors(self, ids: Sequence[str]) -> Any:
+        """The embeddings of ``ids`` (all in the index), one row each."""
+        import numpy as np
+
+        return np.asarray(self._vectors[[self._rows[pid] for pid in ids]], dtype=np.float32)
+
+    def distance(self, pid: str, point: Any) -> float:
+        """Exact cosine distance of one passage to a (normalised) query vector."""
+        return 1.0 - float(self._vectors[self._rows[pid]] @ point)
 
     def passages(self) -> list[Passage]:
         """Every passage in the index, in order (reads the whole corpus file)."""
@@ -223,6 +241,6 @@ def document_index(store: Store) -> DocumentIndex | None:
     if not name:
         return None
     folder = words_root(store.settings) / str(name)
-    if not all((folder / name).is_file() for name in ("params.index.json", _IDS)):
-        DocumentIndex.build(store.documents()).save(folder)
+    if not all((folder / name).is_file() for name in ("params.index.json", _IDS, _VECTORS)):
+        DocumentIndex.build(*store.documents()).save(folder)
     return DocumentIndex.open(folder)

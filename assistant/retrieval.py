@@ -15,7 +15,7 @@ as a ``Boost``, which ranks matching passages higher without hiding the others.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -33,6 +33,7 @@ RRF_K = 60
 ELEMENT_BONUS = 1 / (RRF_K + 1)
 TIER_BONUS = 0.25 / (RRF_K + 1)
 _REMEMBERED = 16  # document searches kept: a few turns' worth
+_RESCORED = 5  # the words' best document hits, also scored by exact cosine
 
 __all__ = ["Boost", "Filters", "Hit", "HybridRetriever", "tokens"]
 
@@ -221,13 +222,20 @@ class HybridRetriever(BaseRetriever):
         return mean / (np.linalg.norm(mean) or 1.0)
 
     def dense(
-        self, query: str, *, filters: Filters, vector: list[float] | None
+        self,
+        query: str,
+        *,
+        filters: Filters,
+        vector: list[float] | None,
+        candidates: Sequence[Passage] = (),
     ) -> tuple[list[tuple[Passage, float]], list[tuple[Passage, float]]]:
         """(passage, cosine distance) lists, nearest first: the toolkit's passages from memory
         and a plan's documents (if any) from Chroma's HNSW index.
 
         Two lists, like ``lexical``: the toolkit's passages keep the ranks they have without any
-        documents, so adding documents never reorders the toolkit's own answers.
+        documents, so adding documents never reorders the toolkit's own answers. HNSW is
+        approximate: document ``candidates`` (the words' best hits) are scored exactly and
+        join the documents' list where their distance puts them.
         """
         import numpy as np
 
@@ -244,10 +252,15 @@ class HybridRetriever(BaseRetriever):
                     break
         documents: list[tuple[Passage, float]] = []
         if self.documents is not None and filters.admits_documents():
+            index = self.documents
             documents = self._remember(
                 ("dense", self.depth, point.tobytes()),
                 lambda: self._nearest_documents(point.tolist()),
             )
+            seen = {passage.id for passage, _ in documents}
+            extra = [(p, index.distance(p.id, point)) for p in candidates if p.id not in seen]
+            if extra:
+                documents = sorted([*documents, *extra], key=lambda pair: pair[1])[: self.depth]
         return found, documents
 
     def _nearest_documents(self, vector: list[float]) -> list[tuple[Passage, float]]:
@@ -279,7 +292,12 @@ class HybridRetriever(BaseRetriever):
         k = k or self.k
         fused: dict[str, Hit] = {}
         toolkit_words, document_words = self.lexical(query, filters=filters, limit=self.depth)
-        toolkit_near, documents_near = self.dense(query, filters=filters, vector=vector)
+        toolkit_near, documents_near = self.dense(
+            query,
+            filters=filters,
+            vector=vector,
+            candidates=[p for p, _ in document_words[:_RESCORED]],
+        )
         rankings = [
             ("dense", toolkit_near),
             ("lexical", toolkit_words),

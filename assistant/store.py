@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 VERSION_SEP = "--"
 VECTOR_CACHE_SIZE = 1024
+_RETIRED_KEPT = 20  # retirement times remembered (older collections are long gone)
 _META_KEYS = ("kind", "element", "tier", "subgoal", "lead", "source", "title", "text")
 
 
@@ -150,6 +151,11 @@ class Store:
             return None
         return dict(json.loads(pointer["manifest"]))
 
+    def version(self) -> tuple[str, str]:
+        """(active collection, word index folder): changes with every rebuild or update."""
+        pointer = self.pointer() or {}
+        return str(pointer.get("active") or ""), str(pointer.get("words") or "")
+
     def active_name(self) -> str:
         pointer = self.pointer()
         if not pointer or not pointer.get("active"):
@@ -183,9 +189,16 @@ class Store:
 
     def passages_with_vectors(self, *, sources: Sequence[str]) -> tuple[list[Passage], Any]:
         """The passages of ``sources`` and their stored embeddings (a float32 matrix), in order."""
+        return self._with_vectors({"source": {"$in": list(sources)}})
+
+    def documents(self) -> tuple[list[Passage], Any]:
+        """Every passage of a plan's own documents, in order, and their vectors (a matrix)."""
+        return self._with_vectors({"kind": "document"})
+
+    def _with_vectors(self, where: dict[str, Any]) -> tuple[list[Passage], Any]:
         import numpy as np
 
-        pairs = self._read(["metadatas", "embeddings"], where={"source": {"$in": list(sources)}})
+        pairs = self._read(["metadatas", "embeddings"], where=where)
         vectors = np.asarray([vector for _, vector in pairs], dtype=np.float32)
         return [passage for passage, _ in pairs], vectors
 
@@ -232,22 +245,14 @@ class Store:
             for pid, distance in zip(found["ids"][0], found["distances"][0], strict=True)
         ]
 
-    def documents(self) -> list[Passage]:
-        """Every passage of a plan's own documents, in order."""
-        return [passage for passage, _ in self._read(["metadatas"], where={"kind": "document"})]
-
     # -- writing ----------------------------------------------------------------------------------
-    def rebuild(
-        self,
-        passages: Sequence[Passage],
-        manifest: dict[str, Any],
-        *,
-        progress: Callable[[int], None] | None = None,
-        extra: dict[str, str] | None = None,
-    ) -> str:
-        """Write ``passages`` into a new collection, then switch the pointer to it.
+    def write_collection(
+        self, passages: Sequence[Passage], *, progress: Callable[[int], None] | None = None
+    ) -> tuple[str, dict[str, list[float]]]:
+        """Embed ``passages`` into a new versioned collection (not yet the active one).
 
-        ``extra`` is more pointer metadata to set with the switch (the word index's folder).
+        Returns its name and the vectors of the plan's document passages (for the word index).
+        Call ``activate`` to switch to it.
         """
         from langchain_chroma import Chroma
 
@@ -261,66 +266,89 @@ class Store:
                 collection_configuration={"hnsw": {"space": "cosine"}},
             ),
         )
-        self._add(vs, passages, first=0, progress=progress)
+        vectors = self._add(vs._collection, passages, first=0, progress=progress)
         count = self._call("counting", lambda: vs._collection.count())
         if count != len(passages):
             raise IndexUnusable(
                 f"The new collection {name} holds {count} of {len(passages)} passages."
             )
-        self._point(name, manifest, extra)
-        self.prune(keep=name)
-        return name
+        return name, vectors
 
-    def update(
+    def write_changes(
         self,
         *,
         remove_sources: Sequence[str],
         add: Sequence[Passage],
-        manifest: dict[str, Any],
         progress: Callable[[int], None] | None = None,
-        extra: dict[str, str] | None = None,
-    ) -> str:
-        """Change the active collection in place: drop the passages of ``remove_sources``, add
-        ``add``, then record ``manifest``. Run again after a failure, it finishes the job."""
+    ) -> tuple[str, dict[str, list[float]]]:
+        """Change the active collection in place: drop the passages of ``remove_sources`` and
+        add ``add``. Returns its name and the added documents' vectors; ``activate`` records
+        the new manifest. Run again after a failure, it finishes the job."""
         name = self.active_name()
-        vs = self.vectorstore()
+        collection = self.vectorstore()._collection
         if remove_sources:
             self._call(
                 "removing changed documents",
-                lambda: vs._collection.delete(where={"source": {"$in": list(remove_sources)}}),
+                lambda: collection.delete(where={"source": {"$in": list(remove_sources)}}),
             )
-        first = self._call("counting", lambda: vs._collection.count())
-        self._add(vs, add, first=first, progress=progress)
+        first = self._call("counting", lambda: collection.count())
+        return name, self._add(collection, add, first=first, progress=progress)
+
+    def activate(
+        self, name: str, manifest: dict[str, Any], *, extra: dict[str, str] | None = None
+    ) -> None:
+        """Make ``name`` the active collection, built from ``manifest``; ``extra`` is more
+        pointer metadata set in the same write (the word index's folder). Then prune."""
         self._point(name, manifest, extra)
-        return name
+        self.prune(keep=name)
 
     def _add(
         self,
-        vs: Any,
+        collection: Any,
         passages: Sequence[Passage],
         *,
         first: int,
         progress: Callable[[int], None] | None,
-    ) -> None:
+    ) -> dict[str, list[float]]:
+        """Embed and write ``passages`` a batch at a time; the documents' vectors, by id."""
+        documents: dict[str, list[float]] = {}
         batch = self.settings.ingest_batch
         for start in range(0, len(passages), batch):
             chunk = passages[start : start + batch]
+            texts = [p.embed_text for p in chunk]
+            vectors = self.embeddings.embed_documents(texts)
             metadatas = [
                 {**_to_metadata(p), "order": first + start + i} for i, p in enumerate(chunk)
             ]
             self._call(
                 "adding passages",
-                lambda chunk=chunk, metadatas=metadatas: vs.add_texts(  # type: ignore[misc]
-                    [p.embed_text for p in chunk], metadatas=metadatas, ids=[p.id for p in chunk]
+                partial(
+                    collection.add,
+                    ids=[p.id for p in chunk],
+                    embeddings=vectors,
+                    metadatas=metadatas,
+                    documents=texts,
                 ),
+            )
+            documents.update(
+                (p.id, vector)
+                for p, vector in zip(chunk, vectors, strict=True)
+                if p.kind == "document"
             )
             if progress:
                 progress(len(chunk))
+        return documents
 
     def _point(self, name: str, manifest: dict[str, Any], extra: dict[str, str] | None) -> None:
+        old = self.pointer() or {}
+        retired = _retired(old)
+        if old.get("active") and old["active"] != name:
+            retired[str(old["active"])] = time.time()
+        retired = dict(sorted(retired.items(), key=lambda pair: pair[1])[-_RETIRED_KEPT:])
         pointer_meta = {
             "active": name,
             "manifest": json.dumps(manifest, sort_keys=True),
+            "retired": json.dumps(retired, sort_keys=True),
             **(extra or {}),
         }
         self._call(
@@ -332,15 +360,45 @@ class Store:
         self._vectorstore = None
 
     def prune(self, *, keep: str) -> list[str]:
-        """Delete versioned collections other than ``keep`` (left over by earlier or dead builds)."""
+        """Delete versioned collections other than ``keep`` once no process can still need them.
+
+        A running app keeps answering from the collection it opened until it notices the new
+        one (within ``reindex_check_seconds``), so a collection is deleted only when it was
+        retired (or, never made active, created) ``index_grace_seconds`` ago or more.
+        """
         prefix = self.settings.collection + VERSION_SEP
         names = self._call(
             "listing collections", lambda: [c.name for c in self.client.list_collections()]
         )
-        dropped = [n for n in names if n.startswith(prefix) and n != keep]
+        retired = _retired(self.pointer() or {})
+        now = time.time()
+        dropped = [
+            name
+            for name in names
+            if name.startswith(prefix)
+            and name != keep
+            and now - retired.get(name, _created(name)) >= self.settings.index_grace_seconds
+        ]
         for stale in dropped:
             self._call(
                 "removing an old collection",
                 partial(self.client.delete_collection, stale),
             )
         return dropped
+
+
+def _retired(pointer: dict[str, Any]) -> dict[str, float]:
+    """Collection name -> when it stopped being the active one."""
+    try:
+        return {str(k): float(v) for k, v in json.loads(pointer.get("retired") or "{}").items()}
+    except (ValueError, TypeError, AttributeError):
+        return {}
+
+
+def _created(name: str) -> float:
+    """When a versioned collection was created, from its name (0 when it does not say)."""
+    stamp = name.rsplit(VERSION_SEP, 1)[-1].split("-", 1)[0]
+    try:
+        return time.mktime(time.strptime(stamp, "%Y%m%d%H%M%S"))
+    except ValueError:
+        return 0.0

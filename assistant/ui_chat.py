@@ -61,6 +61,11 @@ _UNEXPECTED = (
 class AssistantHolder:
     """The one assistant of this process; after an error, reopened at most every 2 s.
 
+    A watcher thread looks at the store every ``reindex_check_seconds``: when ``ingest.py`` has
+    switched it to a rebuilt or updated index, a new assistant is opened beside the serving one
+    and takes over between requests. No request waits for it, and none fails: the replaced
+    collection stays readable for ``index_grace_seconds``.
+
     holder = AssistantHolder(settings, IndexMissing("..."))
     holder.get()  # raises that error until the index has been built, then returns the bot
     """
@@ -71,10 +76,12 @@ class AssistantHolder:
         self._bot: Assistant | None = None
         self._error: AssistantError | None = None
         self._failed_at = time.monotonic()
+        self.switches = 0  # indexes taken over while running
         if isinstance(bot_or_error, AssistantError):
             self._error = bot_or_error
         else:
             self._bot = bot_or_error
+        threading.Thread(target=self._watch, name="index-watcher", daemon=True).start()
 
     @property
     def error(self) -> AssistantError | None:
@@ -96,6 +103,25 @@ class AssistantHolder:
                 return self._bot
             assert self._error is not None
             raise self._error
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self.settings.reindex_check_seconds)
+            bot = self._bot
+            if bot is None:
+                continue
+            try:
+                if bot.index_version() == bot.opened:
+                    continue
+                from assistant.chat import Assistant
+
+                fresh = Assistant.from_settings(self.settings)
+            except AssistantError as exc:  # a build under way or a store down: try again later
+                log.warning("Could not open the rebuilt index yet: %s", exc)
+                continue
+            self._bot, self._error = fresh, None
+            self.switches += 1
+            log.info("Now answering from the rebuilt index (collection %s).", fresh.opened[0])
 
 
 class Conversation(BaseModel):

@@ -36,7 +36,7 @@ def test_summary_counts(built_settings) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_ingest_is_idempotent(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, index_grace_seconds=0)
     first = build_index(settings, show_progress=False)
     ids = _ids(settings)
     again = build_index(settings, show_progress=False)
@@ -48,6 +48,18 @@ def test_ingest_is_idempotent(tmp_path: Path) -> None:
     client = connect(settings, create=False)
     versions = [c.name for c in client.list_collections() if c.name.startswith("toolkit--")]
     assert versions == [forced.collection]
+
+
+def test_a_replaced_collection_is_kept_for_the_grace_period(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)  # index_grace_seconds: 600 by default
+    first = build_index(settings, show_progress=False)
+    second = build_index(settings, force=True, show_progress=False)
+    names = [c.name for c in connect(settings, create=False).list_collections()]
+    assert {first.collection, second.collection} <= set(names)  # apps may still read the first
+    later = make_settings(tmp_path, index_grace_seconds=0)
+    assert build_index(later, show_progress=False).skipped
+    names = [c.name for c in connect(later, create=False).list_collections()]
+    assert first.collection not in names and second.collection in names
 
 
 def test_changed_corpus_is_stale_and_extra_documents_are_ingested(
@@ -119,7 +131,7 @@ def _ingest_and_kill(settings_env: dict[str, str]) -> int:
 
 def test_killed_ingest_leaves_old_index_answering(tmp_path: Path, built_settings) -> None:  # type: ignore[no-untyped-def]
     shutil.copytree(built_settings.chroma_path, tmp_path / "index")
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, index_grace_seconds=0)
     before = _ids(settings)
     env = {
         **os.environ,

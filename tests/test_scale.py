@@ -35,7 +35,7 @@ def test_ingest_embeds_only_new_or_changed_documents_and_deletes_removed_ones(
     tmp_path: Path, corpus_copy: Path
 ) -> None:
     generate_documents(corpus_copy, 60)
-    settings = make_settings(tmp_path, corpus_dir=corpus_copy)
+    settings = make_settings(tmp_path, corpus_dir=corpus_copy, index_grace_seconds=0)
     first = build_index(settings, show_progress=False)
     assert first.mode == "rebuilt" and first.embedded == first.passages
     # One new document: only its passages are embedded, in the same collection.
