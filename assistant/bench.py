@@ -102,5 +102,5 @@ def run_bench(settings: Settings, *, rounds: int = 100) -> int:
         )
     ratio50 = statistics.median(ask_ms) / statistics.median(embed_ms)
     ratio95 = percentile(ask_ms, 95) / percentile(embed_ms, 95)
-    print(f"reply / embedding: {ratio50:.1f}x at p50, {ratio95:.1f}x at p95")
+    print(f"reply / embedding: {ratio50:.2f}x at p50, {ratio95:.2f}x at p95")
     return 0

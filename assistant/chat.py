@@ -214,23 +214,27 @@ class Assistant:
         """The ``QueryPlan`` of ``question``, after the earlier turns (or ``previous``)."""
         clean_profile = check_profile(profile)
         text, _ = clean_question(question, self.settings.max_question_chars)
+        turns = [] if previous is not None else self._recent(history)
+        # The question, its accounts of past work and any earlier turn not seen before go
+        # through the model together, in one call.
+        self.retriever.store.embed_many([*turns, *([text, *account_clauses(text)] if text else [])])
         if previous is None:
-            previous = self._replay(history, clean_profile)
+            previous = self._replay(turns, clean_profile)
         if not text:
             return refusal_plan("empty")
-        # The question and its accounts of past work go through the model together, once.
-        self.retriever.store.embed_many([text, *account_clauses(text)])
         return self.query.plan(text, self.vector(text), previous=previous, profile=clean_profile)
 
-    def _replay(self, history: Sequence[str], profile: Mapping[str, str]) -> QueryPlan | None:
-        """The last plan of the conversation, from its most recent turns only (bounded work)."""
-        turns = [t for t in history if isinstance(t, str)][-self.settings.max_history_turns :]
+    def _recent(self, history: Sequence[str]) -> list[str]:
+        """The most recent earlier turns that are read (bounded work), cleaned, empty ones out."""
+        recent = [t for t in history if isinstance(t, str)][-self.settings.max_history_turns :]
+        cleaned = (clean_question(turn, self.settings.max_question_chars)[0] for turn in recent)
+        return [text for text in cleaned if text]
+
+    def _replay(self, turns: Sequence[str], profile: Mapping[str, str]) -> QueryPlan | None:
+        """The last plan of the conversation, from its recent turns (``_recent``)."""
         previous: QueryPlan | None = None
         key: tuple[Any, ...] = (tuple(sorted(profile.items())),)
-        for turn in turns:
-            text, _ = clean_question(turn, self.settings.max_question_chars)
-            if not text:
-                continue
+        for text in turns:
             key = (*key, text)
             cached = self._plans.get(key)
             if cached is None:
@@ -288,11 +292,13 @@ class Assistant:
             raise InvalidInput("history must be a list of earlier questions (text), oldest first.")
         text, notes = clean_question(question, self.settings.max_question_chars)
         clean_profile = check_profile(profile)
+        self.retriever.take_problem()  # a problem of an earlier turn is not this one's
         plan = self.plan(
             text, history=list(history or []), profile=clean_profile, previous=previous
         )
         reply = self._compose(text, plan, clean_profile)
-        reply.notes = notes + reply.notes
+        problem = self.retriever.take_problem()
+        reply.notes = notes + reply.notes + ([problem] if problem else [])
         if self.llm is not None and reply.kind != "out_of_scope":
             from assistant.llm import synthesize
 

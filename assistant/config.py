@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="how long failures count, and how long a name is refused"
     )
     concurrency: int = Field(default=2, ge=1)
+    max_request_bytes: int = Field(
+        default=256_000, ge=10_000, description="largest request body the app reads"
+    )
+    chroma_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="how long to wait for a Chroma server's reply"
+    )
     index_grace_seconds: float = Field(
         default=600.0,
         ge=0,

@@ -14,6 +14,8 @@ as a ``Boost``, which ranks matching passages higher without hiding the others.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,10 +25,16 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
+from assistant.errors import StoreUnavailable
 from assistant.lexical import DocumentIndex, passage_tokens, tokens
 from assistant.schema import Passage
 from assistant.store import Store
 
+log = logging.getLogger(__name__)
+DOCUMENTS_UNSEARCHED = (
+    "Your plan's own documents were not searched: the index server is not answering. "
+    "This answer is from the toolkit alone."
+)
 RRF_K = 60
 # Boosts on the fused RRF scale (1/61 is a first place in one list): a sure element is worth
 # about as much as ranking first in one of the two lists.
@@ -132,6 +140,7 @@ class HybridRetriever(BaseRetriever):
     _document_hits: OrderedDict[Any, list[tuple[Passage, float]]] = PrivateAttr(
         default_factory=OrderedDict
     )
+    _problems: threading.local = PrivateAttr(default_factory=threading.local)
 
     def model_post_init(self, context: Any, /) -> None:
         import bm25s
@@ -142,6 +151,12 @@ class HybridRetriever(BaseRetriever):
         self._rows_by_id = {p.id: row for row, p in enumerate(self.passages)}
         self._bm25 = bm25s.BM25()
         self._bm25.index([passage_tokens(p) for p in self.passages], show_progress=False)
+
+    def take_problem(self) -> str | None:
+        """What this thread's searches could not do since the last call (then forgotten)."""
+        note: str | None = getattr(self._problems, "note", None)
+        self._problems.note = None
+        return note
 
     def clear_cache(self) -> None:
         """Forget remembered embeddings and document hits (benchmarks time new questions)."""
@@ -253,10 +268,15 @@ class HybridRetriever(BaseRetriever):
         documents: list[tuple[Passage, float]] = []
         if self.documents is not None and filters.admits_documents():
             index = self.documents
-            documents = self._remember(
-                ("dense", self.depth, point.tobytes()),
-                lambda: self._nearest_documents(point.tolist()),
-            )
+            try:
+                documents = self._remember(
+                    ("dense", self.depth, point.tobytes()),
+                    lambda: self._nearest_documents(point.tolist()),
+                )
+            except StoreUnavailable as exc:
+                # The toolkit is in memory and still answers; the answer says what is missing.
+                log.warning("Documents not searched: %s", exc)
+                self._problems.note = DOCUMENTS_UNSEARCHED
             seen = {passage.id for passage, _ in documents}
             extra = [(p, index.distance(p.id, point)) for p in candidates if p.id not in seen]
             if extra:

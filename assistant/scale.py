@@ -181,6 +181,19 @@ def _settings(base: Settings, root: Path, corpus: Path, label: str) -> Settings:
     )
 
 
+def _drop_server_collections(settings: Settings) -> None:
+    """Remove the run's collections from a Chroma server (an embedded index went with root)."""
+    if not settings.chroma_url:
+        return
+    from assistant.store import connect
+
+    client = connect(settings, create=False)
+    prefix = f"{settings.collection}-scale-"
+    for collection in client.list_collections():
+        if collection.name.startswith(prefix):
+            client.delete_collection(collection.name)
+
+
 def _latency(small: Any, large: Any, rounds: int) -> dict[str, list[float]]:
     """Reply times of both assistants and the bare embedding, question by question in turn."""
     from assistant.bench import questions
@@ -230,6 +243,7 @@ def run_scale_bench(
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
+            _drop_server_collections(settings)
     _report(
         scale=scale,
         sizes=(int(ingest_small["passages"]), int(ingest_large["passages"])),

@@ -41,7 +41,7 @@ def connect(settings: Settings, *, create: bool) -> chromadb.ClientAPI:
     if settings.chroma_url:
         url = urlparse(settings.chroma_url)
         try:
-            return chromadb.HttpClient(
+            client = chromadb.HttpClient(
                 host=url.hostname or "127.0.0.1",
                 port=url.port or (443 if url.scheme == "https" else 8000),
                 ssl=url.scheme == "https",
@@ -53,6 +53,8 @@ def connect(settings: Settings, *, create: bool) -> chromadb.ClientAPI:
                 "Start it (`chroma run --path .chroma-server`) or unset ASSISTANT_CHROMA_URL "
                 "to use the embedded index."
             ) from exc
+        _limit_wait(client, settings.chroma_timeout_seconds)
+        return client
     path = settings.chroma_path
     if not create and not (path / "chroma.sqlite3").is_file():
         raise IndexMissing(
@@ -67,6 +69,19 @@ def connect(settings: Settings, *, create: bool) -> chromadb.ClientAPI:
             f"Cannot open the index at {path}: {exc}. Check that the folder is writable, or "
             f"move it aside and rebuild with `python ingest.py --force`."
         ) from exc
+
+
+def _limit_wait(client: Any, seconds: float) -> None:
+    """Give up on a Chroma server that does not reply within ``seconds``.
+
+    chromadb's HTTP client waits forever (its httpx session is made with ``timeout=None`` and
+    takes no setting): a hung server would hold every request that reaches it.
+    """
+    import httpx
+
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if isinstance(session, httpx.Client):
+        session.timeout = httpx.Timeout(seconds)
 
 
 def _to_metadata(passage: Passage) -> dict[str, str]:
@@ -122,7 +137,15 @@ class Store:
         except (IndexMissing, IndexUnusable, StoreUnavailable):
             raise
         except Exception as exc:
+            import httpx
+
             where = self.settings.chroma_url or str(self.settings.chroma_path)
+            if isinstance(exc, httpx.TimeoutException):
+                raise StoreUnavailable(
+                    f"The index server at {where} is not answering (no reply within "
+                    f"{self.settings.chroma_timeout_seconds:g} s while {what}). "
+                    "Check that it is running and not overloaded."
+                ) from exc
             if self.settings.chroma_url and "connect" in str(exc).lower():
                 raise StoreUnavailable(
                     f"The Chroma server at {where} stopped answering while {what}: {exc}. "

@@ -309,6 +309,55 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+class RequestLimit:
+    """ASGI middleware refusing request bodies over ``limit`` bytes with 413.
+
+    A question, a profile and the session's state are all a request carries (the chat itself
+    stays on the server): anything bigger is not the app's own page talking.
+    """
+
+    def __init__(self, app: Any, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length", b"0")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:  # a body sent without its length: stop reading it
+                return {"type": "http.disconnect"}
+            return message
+
+        await self.app(scope, counted, send)
+
+    async def _refuse(self, send: Any) -> None:
+        body = (
+            f'{{"error": "The request is larger than {self.limit} bytes. '
+            'Ask a shorter question."}}'
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
 def launch_options(settings: Settings) -> dict[str, Any]:
     """Everything ``launch`` passes to Gradio: loopback, no sharing, nothing recorded."""
     return {
@@ -329,7 +378,12 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         "theme": THEME,
         "css": CSS,
         "head": HEAD,
-        "app_kwargs": {"middleware": [Middleware(SecurityHeaders)]},
+        "app_kwargs": {
+            "middleware": [
+                Middleware(SecurityHeaders),
+                Middleware(RequestLimit, limit=settings.max_request_bytes),
+            ]
+        },
     }
 
 

@@ -50,8 +50,6 @@ STARTER_QUESTIONS: tuple[str, ...] = (
 # Opening fails fast (before the model loads) while there is no index, so retrying is cheap.
 _RETRY_SECONDS = 2.0
 # A reply streams in at most this many pieces, so it holds its queue slot well under a second.
-_STREAM_PIECES = 24
-_STREAM_PAUSE = 0.015
 _UNEXPECTED = (
     "Sorry, something went wrong on our side while answering. Please try again; if it keeps "
     "happening, tell the team that runs Plan Guide."
@@ -130,6 +128,8 @@ class Conversation(BaseModel):
     session: str = ""
     turns: list[Turn] = Field(default_factory=list)
     rated_turn: int | None = None
+    # The chat as shown. Kept here, so a request carries the new question, not the whole chat.
+    messages: list[dict[str, Any]] = Field(default_factory=list)
 
     def ensure_session(self) -> str:
         if not self.session:
@@ -330,11 +330,9 @@ def wire_chat(
                 updates.append(gr.update(visible=False))
         return updates
 
-    def respond(
-        question: str, history: list[dict[str, Any]], convo: Conversation, stored: Any
-    ) -> Any:
+    def respond(question: str, convo: Conversation, stored: Any) -> Any:
         question = (question or "").strip()
-        history = list(history or [])
+        history = convo.messages  # the chat as shown: this session's, from server memory
         keep = gr.update()
 
         def shown(box: Any, suggestions: list[Any], notice: Any = keep) -> tuple[Any, ...]:
@@ -384,11 +382,6 @@ def wire_chat(
             convo.turns.append(Turn(question=question, message=_UNEXPECTED, profile=profile))
             yield shown("", starters)
             return
-        step = max(32, len(reply.text) // _STREAM_PIECES)
-        for end in range(step, len(reply.text), step):
-            history[-1] = {"role": "assistant", "content": streaming_markdown(reply.text[:end])}
-            yield shown("", busy)
-            time.sleep(_STREAM_PAUSE)
         history[-1] = {"role": "assistant", "content": reply_markdown(reply, turn, toolkit)}
         convo.turns.append(Turn(question=question, reply=reply, profile=profile))
         # When the best two readings were close, offer the others as one-click questions.
@@ -399,7 +392,7 @@ def wire_chat(
         )
         yield shown("", follow_ups, notice=gr.update(visible=False))
 
-    respond_inputs = [chat.question, chat.chatbot, chat.convo, profile_state]
+    respond_inputs = [chat.question, chat.convo, profile_state]
     respond_outputs = [
         chat.chatbot,
         chat.question,

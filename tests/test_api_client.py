@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
@@ -88,6 +89,35 @@ def test_every_response_carries_the_security_headers(app: AppServer, path: str) 
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     assert "img-src 'self' data: blob:" in headers["Content-Security-Policy"]
+
+
+def test_an_oversized_request_is_refused_before_it_is_read(
+    app: AppServer, built_settings: Settings
+) -> None:
+    body = json.dumps({"data": ["x" * (2 * built_settings.max_request_bytes)], "fn_index": 0})
+    request = urllib.request.Request(
+        app.url + "gradio_api/queue/join",
+        data=body.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 413
+    assert "shorter question" in refused.value.read().decode()
+    # an ordinary question still goes through
+    assert client(app.url).predict("respite benefit", {}, api_name="/ask")["citations"]
+
+
+def test_the_chat_is_kept_on_the_server_not_sent_with_each_question(app: AppServer) -> None:
+    with urllib.request.urlopen(app.url + "config", timeout=10) as response:
+        config = json.load(response)
+    chat_ids = {
+        c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "pg-chat"
+    }
+    answers = [d for d in config["dependencies"] if chat_ids & set(d["outputs"])]
+    assert answers and chat_ids
+    for dependency in answers:
+        assert not chat_ids & set(dependency["inputs"]), dependency
 
 
 def test_served_config_records_nothing(app: AppServer) -> None:

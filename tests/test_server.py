@@ -76,3 +76,37 @@ def test_index_and_answer_through_a_chroma_server(tmp_path: Path, chroma_server)
     assert bot.ask("respite benefit").citations
     with pytest.raises(StoreUnavailable, match="stopped answering|does not answer"):
         Assistant.from_settings(settings)
+
+
+def test_a_hung_server_is_reported_within_the_timeout_and_the_toolkit_still_answers(
+    tmp_path: Path, corpus_copy: Path, chroma_server
+) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    from assistant.scale import NEW_DOCUMENT, NEW_QUESTION, new_document
+
+    url, proc = chroma_server
+    (corpus_copy / NEW_DOCUMENT).write_text(new_document(), "utf-8")
+    settings = make_settings(
+        tmp_path, chroma_url=url, corpus_dir=corpus_copy, chroma_timeout_seconds=2
+    )
+    build_index(settings, show_progress=False)
+    bot = Assistant.from_settings(settings)
+    assert any(c.source == NEW_DOCUMENT for c in bot.ask(NEW_QUESTION).citations)
+    bot.retriever.clear_cache()
+    os.kill(proc.pid, signal.SIGSTOP)  # the server hangs: it accepts, never replies
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            started = time.monotonic()
+            reply = pool.submit(bot.ask, NEW_QUESTION).result(timeout=30)
+            waited = time.monotonic() - started
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    assert waited < 2 * 2 + 2, waited  # the timeout, twice at most, and the answer itself
+    assert any(c.kind != "document" for c in reply.citations)  # the toolkit answered
+    assert any("index server is not answering" in note for note in reply.notes), reply.notes
+    # Once the server answers again, so do the documents.
+    bot.retriever.clear_cache()
+    assert any(c.source == NEW_DOCUMENT for c in bot.ask(NEW_QUESTION).citations)
