@@ -72,6 +72,14 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return run_bench(settings, rounds=args.rounds)
 
 
+def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.load import run_load_bench
+
+    return run_load_bench(
+        settings, users=args.users, seconds=args.seconds, api=args.api, url=args.url
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m assistant", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +119,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     bench.add_argument("--keep", action="store_true", help="keep the --scale run's temporary files")
     bench.set_defaults(run=cmd_bench)
+    load = sub.add_parser("load", help="serve the app and load it with simulated users")
+    load.add_argument("--users", type=int, default=100)
+    load.add_argument("--seconds", type=float, default=60.0)
+    load.add_argument("--api", action="store_true", help="users call /ask instead of chatting")
+    load.add_argument("--url", help="load an app already running there instead")
+    load.set_defaults(run=cmd_load)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args, Settings()))

@@ -7,9 +7,12 @@ print(summary.line())
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
+import sqlite3
 import time
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -130,11 +133,13 @@ def build_index(
     toolkit = load_toolkit(settings.corpus_dir)
     manifest = corpus_manifest(settings)
     _check_writable(settings)
+    warnings: list[str] = []
+    if force:
+        warnings += _set_aside_if_unreadable(settings)
     stored = None if force else _stored_manifest(settings)
     documents = _documents(manifest)
     folder = words_folder(settings, manifest) if documents else None
     extra = {"words": folder.name if folder else ""}
-    warnings: list[str] = []
     changed: list[str] = []
     removed: list[str] = []
     if stored is not None and _base(stored) == _base(manifest):
@@ -169,6 +174,7 @@ def build_index(
         store.activate(name, manifest, extra=extra)
         embedded = len(passages)
     _prune_words(settings, keep=folder)
+    _remove_orphan_segments(settings)
     return IngestSummary(
         skipped=mode == "up to date",
         collection=name,
@@ -229,6 +235,62 @@ def _bar(total: int, show: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc="Embedding passages", unit="passage", disable=not show)
+
+
+def _set_aside_if_unreadable(settings: Settings) -> list[str]:
+    """Move an embedded index that cannot be read out of the way (a forced rebuild starts
+    afresh); the warning says where it went. Nothing is deleted."""
+    path = settings.chroma_path
+    if settings.chroma_url or not (path / "chroma.sqlite3").is_file():
+        return []
+    problem = _database_problem(path / "chroma.sqlite3")
+    if problem is None:
+        try:
+            _stored_manifest(settings)
+            return []
+        except IndexUnusable as exc:
+            problem = str(exc).split(". ")[0]
+    aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+    path.rename(aside)
+    return [
+        f"The index at {path} could not be read ({problem}); it was moved to "
+        f"{aside} and a new one was built. Delete {aside} once you no longer need it."
+    ]
+
+
+def _database_problem(database: Path) -> str | None:
+    """What SQLite's own check finds wrong with the index database, or None when it is sound."""
+    try:
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+            found = [str(row[0]) for row in connection.execute("PRAGMA quick_check")]
+    except sqlite3.Error as exc:
+        return str(exc)
+    return None if found == ["ok"] else "; ".join(found[:3])
+
+
+_SEGMENT_FOLDER = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _remove_orphan_segments(settings: Settings) -> list[Path]:
+    """Delete the vector folders of collections that are gone (Chroma leaves them behind
+    when a collection is deleted, or when a build is killed)."""
+    path = settings.chroma_path
+    database = path / "chroma.sqlite3"
+    if settings.chroma_url or not database.is_file():
+        return []
+    try:
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+            live = {str(row[0]) for row in connection.execute("SELECT id FROM segments")}
+    except sqlite3.Error:
+        return []  # a store of another layout: leave its folders alone
+    orphans = [
+        folder
+        for folder in path.iterdir()
+        if folder.is_dir() and _SEGMENT_FOLDER.fullmatch(folder.name) and folder.name not in live
+    ]
+    for folder in orphans:
+        shutil.rmtree(folder, ignore_errors=True)
+    return orphans
 
 
 def _check_writable(settings: Settings) -> None:

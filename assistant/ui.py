@@ -388,11 +388,14 @@ def launch_options(settings: Settings) -> dict[str, Any]:
 
 
 def queue_options(settings: Settings) -> dict[str, Any]:
-    """A bounded queue; answers run ``answer_concurrency(settings)`` at a time."""
-    limit = answer_concurrency(settings)
+    """A bounded queue; answers run ``answer_concurrency(settings)`` at a time.
+
+    An answer takes about 10 ms of CPU, so ``queue_size`` waiting requests are a fraction of a
+    second of work: the bound keeps memory in check, not users out.
+    """
     return {
-        "default_concurrency_limit": limit,
-        "max_size": 16 * limit,
+        "default_concurrency_limit": answer_concurrency(settings),
+        "max_size": settings.queue_size,
     }
 
 

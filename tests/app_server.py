@@ -53,6 +53,22 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def run_ingest(settings: Settings, *flags: str) -> subprocess.CompletedProcess[str]:
+    """`python ingest.py` as a user runs it, with ``settings`` (and nothing from the shell)."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")},
+        **settings_env(settings),
+    }
+    return subprocess.run(
+        [sys.executable, "ingest.py", *flags],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 @contextmanager
 def running_app(
     settings: Settings, workdir: Path, *, extra_env: dict[str, str] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from assistant.errors import IndexMissing, IndexUnusable, StoreUnavailable
 from assistant.indexer import index_is_current
 from assistant.store import Store, connect
 
+from .app_server import run_ingest
 from .conftest import REPO, make_settings
 
 
@@ -152,6 +154,7 @@ def test_killed_ingest_leaves_old_index_answering(tmp_path: Path, built_settings
     assert again.skipped
     names = [c.name for c in connect(settings, create=False).list_collections()]
     assert [n for n in names if n.startswith("toolkit--")] == [again.collection]
+    assert len(_vector_folders(settings.chroma_path)) == 1  # the killed build's folder is gone
 
 
 def test_respite_query_finds_the_respite_item(bot) -> None:  # type: ignore[no-untyped-def]
@@ -188,6 +191,38 @@ def test_corrupt_index_is_a_clear_error(tmp_path: Path) -> None:
     (settings.chroma_path / "chroma.sqlite3").write_bytes(b"this is not a database" * 100)
     with pytest.raises(IndexUnusable, match="ingest.py --force"):
         Assistant.from_settings(settings)
+
+
+def test_forced_ingest_sets_a_corrupt_index_aside_and_rebuilds(
+    tmp_path: Path, built_settings
+) -> None:  # type: ignore[no-untyped-def]
+    shutil.copytree(built_settings.chroma_path, tmp_path / "index")
+    settings = make_settings(tmp_path)
+    database = settings.chroma_path / "chroma.sqlite3"
+    data = bytearray(database.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4096] = b"\x00garbage" * 409 + b"\x00" * 6
+    database.write_bytes(bytes(data))
+    done = run_ingest(settings, "--force", "--quiet")
+    assert done.returncode == 0, done.stderr
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("index.unreadable-")]
+    assert len(aside) == 1 and (aside[0] / "chroma.sqlite3").is_file()  # kept, not deleted
+    assert str(aside[0]) in done.stderr
+    reply = Assistant.from_settings(settings).ask("respite benefit")
+    assert reply.citations[0].id == "family-caregiver-support.setting-the-standard.1"
+
+
+def _vector_folders(path: Path) -> set[str]:
+    return {p.name for p in path.iterdir() if p.is_dir() and re.fullmatch(r"[0-9a-f-]{36}", p.name)}
+
+
+def test_rebuilds_and_killed_builds_leave_no_orphan_folders(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, index_grace_seconds=0)
+    build_index(settings, show_progress=False)
+    for _ in range(3):
+        build_index(settings, force=True, show_progress=False)
+    # one folder for the active collection's vectors; none for the three deleted ones
+    assert len(_vector_folders(settings.chroma_path)) == 1
 
 
 def test_unwritable_index_path(tmp_path: Path) -> None:

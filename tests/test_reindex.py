@@ -6,10 +6,7 @@ twice against the same store (the second time with a new document of the plan's 
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +16,7 @@ from gradio_client import Client
 
 from assistant.config import Settings
 from assistant.scale import NEW_DOCUMENT, NEW_QUESTION, new_document
-from tests.app_server import REPO, running_app, settings_env
+from tests.app_server import run_ingest, running_app
 
 from .conftest import make_settings
 
@@ -32,18 +29,7 @@ def _client(url: str) -> Client:
 
 
 def _ingest(settings: Settings) -> None:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")},
-        **settings_env(settings),
-    }
-    done = subprocess.run(
-        [sys.executable, "ingest.py", "--force", "--quiet"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_ingest(settings, "--force", "--quiet")
     assert done.returncode == 0, done.stderr
 
 

@@ -80,7 +80,7 @@ def run_respond(
     """Run the chat's submit handler to its last update; returns that update."""
     respond = handler(demo, "respond").fn
     last: list[Any] = []
-    for last in respond(question, [], convo, stored):  # noqa: B007 - the last yield is the result
+    for last in respond(question, convo, stored):  # noqa: B007 - the last yield is the result
         pass
     return list(last)
 
@@ -140,7 +140,7 @@ def test_queue_is_bounded_and_answers_share_one_concurrency_limit(
 ) -> None:
     limit = answer_concurrency(settings)
     assert demo._queue.default_concurrency_limit == limit
-    assert demo._queue.max_size == 16 * limit
+    assert demo._queue.max_size == settings.queue_size
     for name in ("respond", "ask"):
         fn = handler(demo, name)
         assert fn.concurrency_limit == limit
@@ -211,13 +211,13 @@ def test_question_length_is_enforced_on_the_server(demo: gr.Blocks, settings: Se
 # -- the chat, in-process against the real assistant ------------------------------------------
 
 
-def test_reply_streams_then_ends_with_linked_markers_sources_and_follow_ups(
+def test_reply_shows_the_question_then_the_whole_reply_with_markers_sources_and_follow_ups(
     demo: gr.Blocks,
 ) -> None:
     respond = handler(demo, "respond").fn
     convo = Conversation()
-    updates = list(respond("What should we do next on equity?", [], convo, None))
-    assert len(updates) > 3  # the reply arrives in pieces
+    updates = list(respond("What should we do next on equity?", convo, None))
+    assert len(updates) == 2  # the question at once, then the reply whole: no paced pieces
     history, cleared = updates[-1][0], updates[-1][1]
     assert cleared == ""
     assert history[0] == {"role": "user", "content": "What should we do next on equity?"}
