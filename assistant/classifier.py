@@ -173,7 +173,9 @@ class Head(BaseModel):
         coef = model.coef_
         width = scaled.shape[1]
         logits = scaled @ coef[:, :width].T + model.intercept_
-        if self.lexical and words is not None:
+        if self.lexical and isinstance(words, WordRow):
+            logits = logits + coef[:, width + words.cols] @ words.values
+        elif self.lexical and words is not None:
             logits = logits + np.asarray(words @ coef[:, width:].T)
         if logits.shape[1] == 1:  # two classes: one logit, for the second
             second = 1.0 / (1.0 + np.exp(-logits[:, 0]))
@@ -210,6 +212,10 @@ class Heads(BaseModel):
 
     def words(self, texts: Sequence[str]) -> Any:
         return self.lexical.transform(list(texts)) * LEXICAL_WEIGHT
+
+    def word_row(self, text: str) -> WordRow:
+        """``words([text])`` as one question's columns and values (no matrix to build)."""
+        return self.lexical.entries(text).scaled(LEXICAL_WEIGHT)
 
     def save(self, path: Path) -> None:
         import joblib
@@ -318,29 +324,51 @@ class Lexical(BaseModel):
     parts: list[Any]
 
     def transform(self, texts: list[str]) -> Any:
-        """The vectorizers' own tf-idf (sublinear tf, idf, l2 per part), computed directly: for
-        one question sklearn's input checks cost more than the counting."""
-        from collections import Counter
-
+        """The vectorizers' own tf-idf (sublinear tf, idf, l2 per part) as a sparse matrix."""
         from scipy import sparse
 
         rows, cols, values = [], [], []
+        for row, text in enumerate(texts):
+            found = self.entries(text)
+            rows += [row] * len(found.cols)
+            cols += list(found.cols)
+            values += list(found.values)
+        width = sum(len(part.vocabulary_) for part in self.parts)
+        return sparse.csr_matrix((values, (rows, cols)), shape=(len(texts), width))
+
+    def entries(self, text: str) -> WordRow:
+        """One text's non-zero tf-idf columns and values, computed directly: for one question
+        sklearn's input checks, and scipy's matrix building, cost more than the counting."""
+        from collections import Counter
+
+        cols: list[int] = []
+        values: list[float] = []
         offset = 0
         for part in self.parts:
             analyze = part.build_analyzer()
             vocabulary, idf = part.vocabulary_, part.idf_
-            for row, text in enumerate(texts):
-                counts = Counter(t for t in analyze(text) if t in vocabulary)
-                weights = {
-                    vocabulary[t]: (1.0 + np.log(n)) * idf[vocabulary[t]] for t, n in counts.items()
-                }
-                norm = float(np.sqrt(sum(w * w for w in weights.values()))) or 1.0
-                for col, weight in weights.items():
-                    rows.append(row)
-                    cols.append(offset + col)
-                    values.append(weight / norm)
+            counts = Counter(t for t in analyze(text) if t in vocabulary)
+            weights = {
+                vocabulary[t]: (1.0 + np.log(n)) * idf[vocabulary[t]] for t, n in counts.items()
+            }
+            norm = float(np.sqrt(sum(w * w for w in weights.values()))) or 1.0
+            for col, weight in weights.items():
+                cols.append(offset + col)
+                values.append(weight / norm)
             offset += len(vocabulary)
-        return sparse.csr_matrix((values, (rows, cols)), shape=(len(texts), offset))
+        return WordRow(cols=np.asarray(cols, dtype=np.intp), values=np.asarray(values))
+
+
+class WordRow(BaseModel):
+    """One question's word n-gram features: its non-zero columns and their values."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    cols: Any
+    values: Any
+
+    def scaled(self, factor: float) -> WordRow:
+        return WordRow(cols=self.cols, values=self.values * factor)
 
 
 def _fit_head(

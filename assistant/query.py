@@ -146,7 +146,7 @@ class QueryStage:
         features = self.featurizer.features(
             vector[None, :], sims[None, :], texts=[text], rules=self.rules
         )
-        words = self.heads.words([text])
+        words = self.heads.word_row(text)
         kind_scores = self.heads.kind.probabilities(features, words)[0]
         carried = previous if previous is not None and previous.kind != "out_of_scope" else None
         short = len(_WORDS.findall(text)) <= SHORT_WORDS
@@ -204,7 +204,7 @@ class QueryStage:
                     joint_vector[None, :], texts=[joint_text], rules=self.rules
                 )
                 elements = self._elements(
-                    self.heads.element.probabilities(joint, self.heads.words([joint_text]))[0]
+                    self.heads.element.probabilities(joint, self.heads.word_row(joint_text))[0]
                 )
                 elements = elements or list(carried.elements)
             if short and carried.kind in ranked_kinds[:2] and in_scope[kind] < 0.6:
