@@ -12,6 +12,7 @@ escaped, and the question length checked here on the server.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import secrets
 import string
@@ -20,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 import gradio as gr
 from starlette.middleware import Middleware
@@ -309,6 +311,31 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+class SameOrigin:
+    """ASGI middleware refusing (403) browser requests sent from another site's page.
+
+    A browser names the page a request comes from in ``Origin``; only the app's own (the host
+    the request is addressed to) may call it. Requests without ``Origin`` (scripts, the API
+    client) are not from a page and pass. Gradio's CORS answer to a preflight may still say
+    yes; the request itself then gets 403 here, before the app reads it.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", []))
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        host = headers.get(b"host", b"").decode("latin-1")
+        if origin and origin != "null" and urlparse(origin).netloc != host:
+            await _refuse(send, 403, "Requests from other sites are not accepted.")
+            return
+        await self.app(scope, receive, send)
+
+
 class RequestLimit:
     """ASGI middleware refusing request bodies over ``limit`` bytes with 413.
 
@@ -326,7 +353,9 @@ class RequestLimit:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length", b"0")
         if declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(send)
+            await _refuse(
+                send, 413, f"The request is larger than {self.limit} bytes. Ask a shorter question."
+            )
             return
         seen = 0
 
@@ -340,22 +369,21 @@ class RequestLimit:
 
         await self.app(scope, counted, send)
 
-    async def _refuse(self, send: Any) -> None:
-        body = (
-            f'{{"error": "The request is larger than {self.limit} bytes. '
-            'Ask a shorter question."}}'
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+
+async def _refuse(send: Any, status: int, message: str) -> None:
+    """Answer a request with ``status`` and a one-line JSON message, without the app."""
+    body = json.dumps({"error": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def launch_options(settings: Settings) -> dict[str, Any]:
@@ -381,6 +409,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         "app_kwargs": {
             "middleware": [
                 Middleware(SecurityHeaders),
+                Middleware(SameOrigin),
                 Middleware(RequestLimit, limit=settings.max_request_bytes),
             ]
         },

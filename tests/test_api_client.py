@@ -108,6 +108,26 @@ def test_an_oversized_request_is_refused_before_it_is_read(
     assert client(app.url).predict("respite benefit", {}, api_name="/ask")["citations"]
 
 
+@pytest.mark.parametrize("origin", ["http://localhost:9999", "https://evil.example"])
+def test_requests_from_another_sites_page_are_refused(app: AppServer, origin: str) -> None:
+    body = json.dumps({"data": ["respite benefit", {}]}).encode()
+    headers = {"Content-Type": "application/json", "Origin": origin}
+    request = urllib.request.Request(app.url + "gradio_api/call/ask", data=body, headers=headers)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 403
+    # the app's own page (same origin) and scripts (no origin) are served
+    own = app.url.rstrip("/")
+    for extra in ({"Origin": own}, {}):
+        request = urllib.request.Request(
+            app.url + "gradio_api/call/ask",
+            data=body,
+            headers={"Content-Type": "application/json", **extra},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert "event_id" in json.load(response)
+
+
 def test_the_chat_is_kept_on_the_server_not_sent_with_each_question(app: AppServer) -> None:
     with urllib.request.urlopen(app.url + "config", timeout=10) as response:
         config = json.load(response)
