@@ -302,7 +302,9 @@ class Assistant:
         if self.llm is not None and reply.kind != "out_of_scope":
             from assistant.llm import synthesize
 
-            reply = synthesize(self.llm, text, reply, timeout=self.settings.llm_timeout)
+            reply = synthesize(
+                self.llm, text, reply, timeout=self.settings.llm_timeout, rules=self.query.rules
+            )
         reply.plan = plan
         reply.alternatives = list(plan.alternatives) if reply.kind != "out_of_scope" else []
         reply.suggestions = self._suggestions(plan)

@@ -62,9 +62,15 @@ class Rules(BaseModel):
 
     def guard(self, text: str) -> str | None:
         """The safety guard ``text`` trips (injection, clinical, member), or None."""
+        found = self.guard_match(text)
+        return found[0] if found else None
+
+    def guard_match(self, text: str) -> tuple[str, re.Match[str]] | None:
+        """The guard ``text`` trips and the words that tripped it, or None."""
         for name, pattern in self._guards:
-            if pattern.search(text):
-                return name
+            match = pattern.search(text)
+            if match:
+                return name, match
         return None
 
     def tier_named(self, text: str) -> str | None:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from assistant.config import Settings
 from assistant.errors import InvalidInput, LLMError
+from assistant.guards import Rules
 from assistant.schema import Reply
 
 if TYPE_CHECKING:
@@ -33,6 +35,9 @@ SYSTEM_PROMPT = (
     'passage, and say "the plan\'s documents" (never "the toolkit") when you use one.'
 )
 _ID_REF = re.compile(r"\[([a-z0-9][a-z0-9.\-]*)\]")
+_SENTENCE = re.compile(r"(?<=[.!?…])\s+")
+_WORD = re.compile(r"[a-z]+")
+_FOLLOWED_SHARE = 0.6  # of an instruction's longer words found in the answer
 FALLBACK_NOTE = "The language model's answer was not used ({why}); this is the toolkit's own text."
 
 
@@ -87,9 +92,38 @@ def _prompt(question: str, reply: Reply) -> list[tuple[str, str]]:
     ]
 
 
-def check(text: str, allowed: set[str]) -> list[str]:
-    """Problems with a model answer: unknown ids, paragraphs without a citation."""
+def document_instructions(reply: Reply, rules: Rules) -> list[str]:
+    """What a plan's document passages order whoever reads them to do: each sentence the
+    instruction-attack guard trips on, without the words that tripped it ("ignore your
+    rules"), so what is left is the order itself."""
+    orders: list[str] = []
+    for citation in reply.citations:
+        if citation.kind != "document":
+            continue
+        for sentence in _SENTENCE.split(citation.text):
+            found = rules.guard_match(sentence)
+            if found and found[0] == "injection":
+                match = found[1]
+                orders.append(sentence[: match.start()] + " " + sentence[match.end() :])
+    return orders
+
+
+def _followed(text: str, instruction: str) -> bool:
+    """Whether ``text`` repeats most of the words of ``instruction`` (relays or acts on it)."""
+    wanted = {w for w in _WORD.findall(instruction.lower()) if len(w) > 3}
+    said = set(_WORD.findall(text.lower()))
+    return bool(wanted) and len(wanted & said) >= _FOLLOWED_SHARE * len(wanted)
+
+
+def check(text: str, allowed: set[str], instructions: Sequence[str] = ()) -> list[str]:
+    """Problems with a model answer: unknown ids, paragraphs without a citation, an
+    instruction from a plan document carried into the answer."""
     problems: list[str] = []
+    for instruction in instructions:
+        if _followed(text, instruction):
+            problems.append(
+                f"it followed an instruction found in a plan document: {instruction[:60]!r}"
+            )
     cited = set(_ID_REF.findall(text))
     unknown = sorted(cited - allowed)
     if unknown:
@@ -103,9 +137,12 @@ def check(text: str, allowed: set[str]) -> list[str]:
     return problems
 
 
-def synthesize(llm: BaseChatModel, question: str, reply: Reply, *, timeout: float) -> Reply:
+def synthesize(
+    llm: BaseChatModel, question: str, reply: Reply, *, timeout: float, rules: Rules | None = None
+) -> Reply:
     """The model's rewrite of ``reply`` if it passes ``check``; else ``reply`` with a note."""
     allowed = {c.id for c in reply.citations}
+    instructions = document_instructions(reply, rules or Rules.load())
     try:
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
         try:
@@ -114,7 +151,7 @@ def synthesize(llm: BaseChatModel, question: str, reply: Reply, *, timeout: floa
         finally:
             pool.shutdown(wait=False, cancel_futures=True)  # a hung call must not hold the reply
         content = message.content if isinstance(message.content, str) else str(message.content)
-        problems = check(content, allowed)
+        problems = check(content, allowed, instructions)
         if problems:
             raise LLMError("; ".join(problems))
     except concurrent.futures.TimeoutError:
