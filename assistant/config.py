@@ -68,6 +68,9 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="how long failures count, and how long a name is refused"
     )
     concurrency: int = Field(default=2, ge=1)
+    download_ttl_seconds: float = Field(
+        default=600.0, ge=10, description="how long an exported file stays downloadable"
+    )
     queue_size: int = Field(default=512, ge=1, description="requests that may wait for an answer")
     max_request_bytes: int = Field(
         default=256_000, ge=10_000, description="largest request body the app reads"

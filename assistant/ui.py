@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
 import secrets
 import string
 import threading
@@ -162,7 +163,8 @@ def build_ui(settings: Settings, bot_or_error: Assistant | AssistantError) -> gr
     with gr.Blocks(
         title="Plan Guide",
         analytics_enabled=False,
-        delete_cache=(3600, 3600),
+        # Gradio's copies of downloads: checked and deleted as often as they expire.
+        delete_cache=(int(settings.download_ttl_seconds), int(settings.download_ttl_seconds)),
     ) as demo:
         profile_state = profile_browser_state(storage_secret(settings))
         with gr.Row(elem_id="pg-header"):
@@ -178,7 +180,9 @@ def build_ui(settings: Settings, bot_or_error: Assistant | AssistantError) -> gr
             if toolkit is not None:
                 with gr.Tab("My plan", id="plan", elem_id="pg-tab-plan"):
                     _tab_heading("My plan")
-                    profile_ui = build_profile_tab(toolkit, profile_state)
+                    profile_ui = build_profile_tab(
+                        toolkit, profile_state, download_ttl=settings.download_ttl_seconds
+                    )
                 with gr.Tab("Toolkit", id="toolkit", elem_id="pg-tab-toolkit"):
                     _tab_heading("Toolkit: elements and tiers")
                     build_toolkit_tab(toolkit)
@@ -439,10 +443,22 @@ def open_assistant(settings: Settings) -> Assistant | AssistantError:
         return exc
 
 
+def _private_file_cache(settings: Settings) -> None:
+    """Gradio serves downloads from copies in its cache folder: keep that folder in the data
+    folder, readable by this process's user only (not in a /tmp folder open to all)."""
+    if "GRADIO_TEMP_DIR" in os.environ:
+        return
+    folder = (settings.data_dir / "served-files").resolve()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+
+
 def launch(settings: Settings, *, prevent_thread_lock: bool = False) -> gr.Blocks:
     """Open the assistant once, build the app and serve it (blocks unless told not to)."""
     offline_environment()
     launch_kwargs = launch_options(settings)  # a bad ASSISTANT_AUTH fails before the model loads
+    _private_file_cache(settings)
     demo = build_ui(settings, open_assistant(settings))
     demo.queue(**queue_options(settings))
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -25,7 +26,7 @@ from assistant.errors import AssistantError, public_message
 from assistant.feedback import MAX_COMMENT_CHARS, FeedbackStore
 from assistant.plan import ProfileState
 from assistant.toolkit import TIER_NAMES, Toolkit
-from assistant.ui_profile import download_dir
+from assistant.ui_profile import download_dir, keep_private
 from assistant.ui_render import (
     PASSAGE_HINT,
     Turn,
@@ -130,6 +131,13 @@ class Conversation(BaseModel):
     rated_turn: int | None = None
     # The chat as shown. Kept here, so a request carries the new question, not the whole chat.
     messages: list[dict[str, Any]] = Field(default_factory=list)
+    exports: list[str] = Field(default_factory=list, description="this session's export folders")
+
+    def forget_exports(self) -> None:
+        """Delete this session's exported files (the session has ended)."""
+        for folder in self.exports:
+            shutil.rmtree(folder, ignore_errors=True)
+        self.exports.clear()
 
     def ensure_session(self) -> str:
         if not self.session:
@@ -293,7 +301,8 @@ def build_chat_panel(
         chatbot=chatbot,
         question=question,
         send=send,
-        convo=gr.State(Conversation()),
+        # When the browser session ends, Gradio drops its state: its exports go with it.
+        convo=gr.State(Conversation(), delete_callback=Conversation.forget_exports),
         passage=passage,
         profile_line=profile_md,
         suggestion_label=suggestion_label,
@@ -508,8 +517,11 @@ def wire_chat(
         if not convo.turns:
             gr.Info("Ask a question first: there is nothing to export yet.")
             return gr.update(visible=False)
-        path = download_dir() / f"plan-guide-conversation-{time.strftime('%Y%m%d-%H%M')}.md"
+        folder = download_dir(settings.download_ttl_seconds)
+        convo.exports.append(str(folder))
+        path = folder / f"plan-guide-conversation-{time.strftime('%Y%m%d-%H%M')}.md"
         path.write_text(conversation_markdown(convo.turns), encoding="utf-8")
+        keep_private(path)
         return gr.update(value=str(path), visible=True)
 
     chat.export.click(export_conversation, chat.convo, chat.export_file, api_visibility="private")

@@ -25,19 +25,19 @@ from assistant.plan import AUTO, LEVEL_NAMES, LEVELS, ProfileState, build_plan, 
 from assistant.toolkit import TIER_NAMES, Element, Toolkit
 
 PROFILE_STORAGE_KEY = "plan-guide-profile"
-_DOWNLOAD_TTL_SECONDS = 3600
+_DOWNLOAD_TTL_SECONDS = 600.0
 _OVERRIDE_CHOICES = [("Work it out from the boxes", AUTO)] + [
     (f"Completed: {LEVEL_NAMES[level]}", level) for level in LEVELS
 ]
 
 
-def download_dir() -> Path:
+def download_dir(ttl_seconds: float = _DOWNLOAD_TTL_SECONDS) -> Path:
     """A fresh folder for one download, readable by this process's user only; folders older
-    than an hour are removed on the way."""
+    than ``ttl_seconds`` are removed on the way."""
     root = Path(tempfile.gettempdir()) / "plan-guide-downloads"
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     root.chmod(0o700)  # also when an older version made it open to all
-    cutoff = time.time() - _DOWNLOAD_TTL_SECONDS
+    cutoff = time.time() - ttl_seconds
     for old in root.iterdir():
         try:
             if old.is_dir() and old.stat().st_mtime < cutoff:
@@ -47,6 +47,12 @@ def download_dir() -> Path:
     folder = root / uuid.uuid4().hex
     folder.mkdir(mode=0o700)
     return folder
+
+
+def keep_private(*paths: Path) -> None:
+    """Files of one user's download: readable and writable by this process's user only."""
+    for path in paths:
+        path.chmod(0o600)
 
 
 _HEADING = re.compile(r"^(#{1,4}) ", re.MULTILINE)
@@ -112,7 +118,9 @@ def profile_browser_state(storage_secret: str) -> gr.BrowserState:
     )
 
 
-def build_profile_tab(toolkit: Toolkit, state: gr.BrowserState) -> ProfileUI:
+def build_profile_tab(
+    toolkit: Toolkit, state: gr.BrowserState, *, download_ttl: float = _DOWNLOAD_TTL_SECONDS
+) -> ProfileUI:
     """The self-assessment panel and the plan builder; returns the parts the app wires."""
     groups: list[gr.CheckboxGroup] = []
     overrides: list[gr.Dropdown] = []
@@ -187,7 +195,8 @@ def build_profile_tab(toolkit: Toolkit, state: gr.BrowserState) -> ProfileUI:
 
     def make_plan(stored: Any) -> list[Any]:
         plan = build_plan(toolkit, ProfileState.from_stored(stored))
-        md_path, html_path = plan.write(download_dir())
+        md_path, html_path = plan.write(download_dir(download_ttl))
+        keep_private(md_path, html_path)
         return [
             gr.update(value=[str(md_path), str(html_path)], visible=True),
             gr.update(value=preview_markdown(plan.markdown), visible=True),

@@ -387,3 +387,35 @@ def test_names_guessed_at_random_are_forgotten_once_out_of_the_window() -> None:
     login("one-more", "guess")
     assert len(login._failed) <= 2  # only recent failures are still tracked
     assert login("ann", "right") is True
+
+
+def test_an_export_is_private_to_its_session_and_deleted_when_the_session_ends(
+    demo: gr.Blocks,
+) -> None:
+    import stat
+
+    convo = Conversation()
+    run_respond(demo, "What should we do first on equity?", convo)
+    update = handler(demo, "export_conversation").fn(convo)
+    path = Path(update["value"])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert convo.exports == [str(path.parent)]
+    states = [b for b in blocks_of(demo, gr.State) if isinstance(b.value, Conversation)]
+    assert len(states) == 1 and states[0].delete_callback is not None
+    states[0].delete_callback(convo)  # what Gradio calls when the browser session ends
+    assert not path.exists() and not path.parent.exists()
+
+
+def test_served_copies_of_downloads_live_in_a_private_folder(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stat
+
+    from assistant.ui import _private_file_cache
+
+    monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
+    _private_file_cache(settings)
+    folder = Path(os.environ["GRADIO_TEMP_DIR"])
+    assert folder.is_relative_to(settings.data_dir.resolve())
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
