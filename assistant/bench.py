@@ -63,7 +63,8 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[rank]
 
 
-def _time(fn: Callable[[], object]) -> float:
+def time_ms(fn: Callable[[], object]) -> float:
+    """Milliseconds ``fn`` takes."""
     started = time.perf_counter()
     fn()
     return 1000 * (time.perf_counter() - started)
@@ -85,10 +86,10 @@ def run_bench(settings: Settings, *, rounds: int = 100) -> int:
     clear = bot.retriever.clear_cache  # each timing starts from a new question
     for question, history, profile in sample:
         clear()
-        ask_ms.append(_time(partial(bot.ask, question, history=history, profile=profile)))
-        embed_ms.append(_time(partial(bot.embeddings.embed_query, question)))
+        ask_ms.append(time_ms(partial(bot.ask, question, history=history, profile=profile)))
+        embed_ms.append(time_ms(partial(bot.embeddings.embed_query, question)))
         clear()
-        search_ms.append(_time(partial(bot.retriever.search, question, k=8)))
+        search_ms.append(time_ms(partial(bot.retriever.search, question, k=8)))
     rows = [
         ("reply (ask, default composer)", ask_ms),
         ("hybrid search (dense + BM25 + RRF)", search_ms),

@@ -195,7 +195,7 @@ class Assistant:
         return set(self.composer.by_id) | self.retriever.document_ids()
 
     def passage(self, pid: str) -> Passage:
-        """A passage by id; a plan document's is read from the store when it is asked for."""
+        """A passage by id; a plan document's is read from its word index when asked for."""
         return self.retriever.passage(pid)
 
     def vector(self, text: str) -> np.ndarray:

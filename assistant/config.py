@@ -95,6 +95,16 @@ class Settings(BaseSettings):
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
 
+    def environment(self) -> dict[str, str]:
+        """The environment of a child process that rebuilds these settings: this process's
+        own, less any ``ASSISTANT_*`` variable, plus one variable per setting."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+        for name, value in self.model_dump().items():
+            if value is not None:
+                value = value.resolve() if isinstance(value, Path) else value
+                env[f"ASSISTANT_{name.upper()}"] = str(value)
+        return env
+
     @property
     def resolved_model_path(self) -> Path:
         return self.model_path or packaged_model_path()

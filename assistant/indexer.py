@@ -142,26 +142,30 @@ def build_index(
     extra = {"words": folder.name if folder else ""}
     changed: list[str] = []
     removed: list[str] = []
+    held = 0  # document passages counted in the index, not read (nothing changed)
     if stored is not None and _base(stored) == _base(manifest):
         old = _documents(stored)
         changed = sorted(name for name, digest in documents.items() if old.get(name) != digest)
         removed = sorted(set(old) - set(documents))
         store = Store.open(settings, make_embeddings(settings) if changed else None)  # type: ignore[arg-type]
-        kept, kept_vectors = _stored_documents(store, drop={*changed, *removed})
-        added = _parse(settings, changed, warnings)
         mode = "updated" if changed or removed or stored != manifest else "up to date"
         if mode == "updated":
+            kept, kept_vectors = _stored_documents(store, drop={*changed, *removed})
+            added = _parse(settings, changed, warnings)
             with _bar(len(added), show_progress) as bar:
                 name, vectors = store.write_changes(
                     remove_sources=[*changed, *removed], add=added, progress=bar.update
                 )
             _save_words(folder, [*kept, *added], [*kept_vectors, *vectors.values()])
             store.activate(name, manifest, extra=extra)
+            passages = [*toolkit_passages(toolkit), *kept, *added]
+            embedded = len(added)
         else:
             name = store.active_name()
             store.prune(keep=name)  # collections left behind by a build that died
-        passages = [*toolkit_passages(toolkit), *kept, *added]
-        embedded = len(added)
+            passages = toolkit_passages(toolkit)
+            held = _document_count(store)
+            embedded = 0
     else:
         mode = "rebuilt"
         added = _parse(settings, sorted(documents), warnings)
@@ -175,11 +179,14 @@ def build_index(
         embedded = len(passages)
     _prune_words(settings, keep=folder)
     _remove_orphan_segments(settings)
+    by_kind = Counter(str(p.kind) for p in passages)
+    if held:
+        by_kind["document"] += held
     return IngestSummary(
         skipped=mode == "up to date",
         collection=name,
-        passages=len(passages),
-        by_kind={str(kind): n for kind, n in Counter(p.kind for p in passages).items()},
+        passages=len(passages) + held,
+        by_kind=dict(by_kind),
         elements=len(toolkit.elements),
         seconds=time.perf_counter() - started,
         warnings=warnings,
@@ -211,6 +218,14 @@ def _stored_documents(store: Store, *, drop: set[str]) -> tuple[list[Passage], l
         return [], []
     kept = [p for p in index.passages() if p.source not in drop]
     return kept, list(index.vectors([p.id for p in kept]))
+
+
+def _document_count(store: Store) -> int:
+    """How many document passages the index holds (from the word index, nothing read)."""
+    from assistant.lexical import document_index
+
+    index = document_index(store)
+    return len(index) if index is not None else 0
 
 
 def _save_words(folder: Path | None, passages: list[Passage], vectors: list[Any]) -> None:
@@ -261,11 +276,16 @@ def _set_aside_if_unreadable(settings: Settings) -> list[str]:
 def _database_problem(database: Path) -> str | None:
     """What SQLite's own check finds wrong with the index database, or None when it is sound."""
     try:
-        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
-            found = [str(row[0]) for row in connection.execute("PRAGMA quick_check")]
+        found = _query(database, "PRAGMA quick_check")
     except sqlite3.Error as exc:
         return str(exc)
     return None if found == ["ok"] else "; ".join(found[:3])
+
+
+def _query(database: Path, sql: str) -> list[str]:
+    """The first column of ``sql``'s rows, read from ``database`` opened read-only."""
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+        return [str(row[0]) for row in connection.execute(sql)]
 
 
 _SEGMENT_FOLDER = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -279,8 +299,7 @@ def _remove_orphan_segments(settings: Settings) -> list[Path]:
     if settings.chroma_url or not database.is_file():
         return []
     try:
-        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
-            live = {str(row[0]) for row in connection.execute("SELECT id FROM segments")}
+        live = set(_query(database, "SELECT id FROM segments"))
     except sqlite3.Error:
         return []  # a store of another layout: leave its folders alone
     orphans = [

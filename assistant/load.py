@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -161,8 +161,7 @@ def _served(settings: Settings) -> Any:
     root = Path(__file__).resolve().parent.parent
     data = Path(tempfile.mkdtemp(prefix="plan-guide-load-"))
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")},
-        **{f"ASSISTANT_{k.upper()}": str(v) for k, v in _env(settings).items()},
+        **settings.environment(),
         "ASSISTANT_HOST": "127.0.0.1",
         "ASSISTANT_PORT": str(port),
         "ASSISTANT_FEEDBACK_DB": str(data / "feedback.sqlite3"),
@@ -181,15 +180,7 @@ def _served(settings: Settings) -> Any:
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-def _env(settings: Settings) -> dict[str, Any]:
-    values = settings.model_dump(exclude={"auth", "host", "port", "feedback_db"})
-    return {
-        key: (value.resolve() if isinstance(value, Path) else value)
-        for key, value in values.items()
-        if value is not None
-    }
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def _wait_for(url: str, process: subprocess.Popen[bytes]) -> None:

@@ -60,19 +60,6 @@ class Filters(BaseModel):
             and (self.kinds is None or passage.kind in self.kinds)
         )
 
-    def where(self) -> dict[str, Any] | None:
-        """The same restriction as a Chroma ``where`` clause."""
-        clauses: list[dict[str, Any]] = []
-        if self.element:
-            clauses.append({"element": self.element})
-        if self.tier:
-            clauses.append({"tier": self.tier})
-        if self.kinds:
-            clauses.append({"kind": {"$in": list(self.kinds)}})
-        if not clauses:
-            return None
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
     def admits_documents(self) -> bool:
         """Whether a plan's document (no element, no tier) can pass."""
         return (

@@ -17,8 +17,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -133,12 +131,6 @@ def _child(body: str, settings: Settings) -> dict[str, Any]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def _time(fn: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    fn()
-    return 1000 * (time.perf_counter() - started)
-
-
 def _pass_rate(bot: Any) -> float:
     """Strict pass rate over the two gated evaluation sets."""
     from evals.harness import observe_assistant, run_system
@@ -196,7 +188,7 @@ def _drop_server_collections(settings: Settings) -> None:
 
 def _latency(small: Any, large: Any, rounds: int) -> dict[str, list[float]]:
     """Reply times of both assistants and the bare embedding, question by question in turn."""
-    from assistant.bench import questions
+    from assistant.bench import questions, time_ms
 
     sample = questions(rounds)
     for bot in (small, large):
@@ -206,9 +198,11 @@ def _latency(small: Any, large: Any, rounds: int) -> dict[str, list[float]]:
     for question, history, profile in sample:
         for label, bot in (("1x", small), ("Nx", large)):
             bot.retriever.clear_cache()  # each timing starts from a new question
-            times[label].append(_time(partial(bot.ask, question, history=history, profile=profile)))
+            times[label].append(
+                time_ms(partial(bot.ask, question, history=history, profile=profile))
+            )
         small.retriever.clear_cache()
-        times["embed"].append(_time(partial(small.embeddings.embed_query, question)))
+        times["embed"].append(time_ms(partial(small.embeddings.embed_query, question)))
     return times
 
 

@@ -1,4 +1,5 @@
-"""The chat tab: streaming cited answers, clickable citations, follow-ups, feedback, export.
+"""The chat tab: cited answers (the question at once, then the whole reply), clickable
+citations, follow-ups, feedback, export.
 
 The assistant is opened once per process (``AssistantHolder``); each browser session keeps its
 turns in server memory (``gr.State``), never in the browser or on disk unless exported.
@@ -50,7 +51,6 @@ STARTER_QUESTIONS: tuple[str, ...] = (
 )
 # Opening fails fast (before the model loads) while there is no index, so retrying is cheap.
 _RETRY_SECONDS = 2.0
-# A reply streams in at most this many pieces, so it holds its queue slot well under a second.
 _UNEXPECTED = (
     "Sorry, something went wrong on our side while answering. Please try again; if it keeps "
     "happening, tell the team that runs Plan Guide."
@@ -75,7 +75,6 @@ class AssistantHolder:
         self._bot: Assistant | None = None
         self._error: AssistantError | None = None
         self._failed_at = time.monotonic()
-        self.switches = 0  # indexes taken over while running
         if isinstance(bot_or_error, AssistantError):
             self._error = bot_or_error
         else:
@@ -119,7 +118,6 @@ class AssistantHolder:
                 log.warning("Could not open the rebuilt index yet: %s", exc)
                 continue
             self._bot, self._error = fresh, None
-            self.switches += 1
             log.info("Now answering from the rebuilt index (collection %s).", fresh.opened[0])
 
 

@@ -6,7 +6,6 @@ with running_app(built_settings, tmp_path) as app:
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -41,28 +40,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """``ASSISTANT_*`` variables that rebuild ``settings`` in the app process."""
-    env = {}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, Path):
-            value = value.resolve()
-        env[f"ASSISTANT_{name.upper()}"] = str(value)
-    return env
-
-
 def run_ingest(settings: Settings, *flags: str) -> subprocess.CompletedProcess[str]:
     """`python ingest.py` as a user runs it, with ``settings`` (and nothing from the shell)."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")},
-        **settings_env(settings),
-    }
     return subprocess.run(
         [sys.executable, "ingest.py", *flags],
         cwd=REPO,
-        env=env,
+        env=settings.environment(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -77,10 +60,8 @@ def running_app(
     port = free_port()
     data_dir = workdir / "data"
     feedback_db = workdir / "feedback.sqlite3"
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
     env = {
-        **inherited,
-        **settings_env(settings),
+        **settings.environment(),
         "ASSISTANT_AUTH": "",  # no login unless a test asks for one (a .env may set it)
         "ASSISTANT_HOST": "127.0.0.1",
         "ASSISTANT_PORT": str(port),
