@@ -114,6 +114,11 @@ class Settings(BaseSettings):
         return self.query_model or self.data_dir / "query-model.joblib"
 
     @property
+    def downloads_dir(self) -> Path:
+        """Exports and plans waiting to be downloaded, one private folder each."""
+        return self.data_dir / "downloads"
+
+    @property
     def resolved_feedback_db(self) -> Path:
         return self.feedback_db or self.data_dir / "feedback.sqlite3"
 

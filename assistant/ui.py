@@ -28,6 +28,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from assistant.config import Settings, offline_environment
+from assistant.downloads import BrowserDownloads, downloads_for
 from assistant.errors import AssistantError, InvalidInput, public_message
 from assistant.feedback import FeedbackStore
 from assistant.plan import ProfileState
@@ -180,9 +181,7 @@ def build_ui(settings: Settings, bot_or_error: Assistant | AssistantError) -> gr
             if toolkit is not None:
                 with gr.Tab("My plan", id="plan", elem_id="pg-tab-plan"):
                     _tab_heading("My plan")
-                    profile_ui = build_profile_tab(
-                        toolkit, profile_state, download_ttl=settings.download_ttl_seconds
-                    )
+                    profile_ui = build_profile_tab(toolkit, profile_state, downloads_for(settings))
                 with gr.Tab("Toolkit", id="toolkit", elem_id="pg-tab-toolkit"):
                     _tab_heading("Toolkit: elements and tiers")
                     build_toolkit_tab(toolkit)
@@ -286,7 +285,9 @@ def _add_api(holder: AssistantHolder, settings: Settings) -> None:
 SECURITY_HEADERS: dict[str, str] = {
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # "same-origin", not "no-referrer": under "no-referrer" the page's own POSTs say
+    # "Origin: null", which a sandboxed page of any site can say too.
+    "Referrer-Policy": "same-origin",
     "Content-Security-Policy": (
         "frame-ancestors 'none'; object-src 'none'; base-uri 'self'; img-src 'self' data: blob:"
     ),
@@ -320,21 +321,22 @@ class SameOrigin:
 
     A browser names the page a request comes from in ``Origin``; only the app's own (the host
     the request is addressed to) may call it. Requests without ``Origin`` (scripts, the API
-    client) are not from a page and pass. Gradio's CORS answer to a preflight may still say
-    yes; the request itself then gets 403 here, before the app reads it.
+    client) are not from a page and pass; "null" (a sandboxed or local page) is another site.
+    Preflights from other sites get 403 too: ``outermost`` puts this check before Gradio's CORS
+    layer, which would let any ``localhost`` page in, with credentials.
     """
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("method") == "OPTIONS":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers", []))
         origin = headers.get(b"origin", b"").decode("latin-1")
         host = headers.get(b"host", b"").decode("latin-1")
-        if origin and origin != "null" and urlparse(origin).netloc != host:
+        if origin and urlparse(origin).netloc != host:
             await _refuse(send, 403, "Requests from other sites are not accepted.")
             return
         await self.app(scope, receive, send)
@@ -415,6 +417,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
                 Middleware(SecurityHeaders),
                 Middleware(SameOrigin),
                 Middleware(RequestLimit, limit=settings.max_request_bytes),
+                Middleware(BrowserDownloads, downloads=downloads_for(settings)),
             ]
         },
     }
@@ -430,6 +433,19 @@ def queue_options(settings: Settings) -> dict[str, Any]:
         "default_concurrency_limit": answer_concurrency(settings),
         "max_size": settings.queue_size,
     }
+
+
+def outermost(app: Any) -> None:
+    """Run the app's own middleware (``launch_options``) before Gradio's, CORS included.
+
+    Gradio adds its CORS layer outside the middleware it is given, so a preflight from any
+    ``localhost`` page would be answered yes before ``SameOrigin`` sees it. Starlette builds
+    its stack on first use; clearing it makes the next request build it in the new order.
+    """
+    ours = {SecurityHeaders, SameOrigin, RequestLimit, BrowserDownloads}
+    mine = [m for m in app.user_middleware if m.cls in ours]
+    app.user_middleware = mine + [m for m in app.user_middleware if m.cls not in ours]
+    app.middleware_stack = None
 
 
 def open_assistant(settings: Settings) -> Assistant | AssistantError:
@@ -463,6 +479,7 @@ def launch(settings: Settings, *, prevent_thread_lock: bool = False) -> gr.Block
     demo.queue(**queue_options(settings))
     try:
         demo.launch(prevent_thread_lock=True, **launch_kwargs)
+        outermost(demo.server_app)
     except OSError as exc:
         raise AssistantError(
             f"Cannot serve Plan Guide on {settings.host}:{settings.port}: is another program "

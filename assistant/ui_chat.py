@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import threading
 import time
 import uuid
@@ -23,11 +22,11 @@ import gradio as gr
 from pydantic import BaseModel, Field
 
 from assistant.config import Settings
+from assistant.downloads import Downloads, browser_token, downloads_for
 from assistant.errors import AssistantError, public_message
 from assistant.feedback import MAX_COMMENT_CHARS, FeedbackStore
 from assistant.plan import ProfileState
 from assistant.toolkit import TIER_NAMES, Toolkit
-from assistant.ui_profile import download_dir, keep_private
 from assistant.ui_render import (
     PASSAGE_HINT,
     Turn,
@@ -133,8 +132,7 @@ class Conversation(BaseModel):
 
     def forget_exports(self) -> None:
         """Delete this session's exported files (the session has ended)."""
-        for folder in self.exports:
-            shutil.rmtree(folder, ignore_errors=True)
+        Downloads.remove(self.exports)
         self.exports.clear()
 
     def ensure_session(self) -> str:
@@ -202,7 +200,7 @@ class ChatPanel:
     comment: gr.Textbox
     save_comment: gr.Button
     export: gr.Button
-    export_file: gr.File
+    export_file: gr.HTML
     new_chat: gr.Button
     cite_key: gr.Textbox
     cite_open: gr.Button
@@ -278,12 +276,7 @@ def build_chat_panel(
             with gr.Row():
                 export = gr.Button("Export conversation", size="sm", elem_id="pg-export")
                 new_chat = gr.Button("New conversation", size="sm", elem_id="pg-new-chat")
-            export_file = gr.File(
-                label="Conversation (Markdown)",
-                visible=False,
-                interactive=False,
-                elem_id="pg-export-file",
-            )
+            export_file = gr.HTML(visible=False, elem_id="pg-export-file")
         with gr.Column(scale=2, min_width=300):
             passage = gr.Markdown(PASSAGE_HINT, elem_id="pg-passage", elem_classes="pg-panel")
             profile_md = gr.Markdown(
@@ -511,16 +504,22 @@ def wire_chat(
         queue=False,
     )
 
-    def export_conversation(convo: Conversation) -> Any:
+    downloads = downloads_for(settings)
+
+    def export_conversation(convo: Conversation, request: gr.Request) -> Any:
         if not convo.turns:
             gr.Info("Ask a question first: there is nothing to export yet.")
             return gr.update(visible=False)
-        folder = download_dir(settings.download_ttl_seconds)
-        convo.exports.append(str(folder))
-        path = folder / f"plan-guide-conversation-{time.strftime('%Y%m%d-%H%M')}.md"
-        path.write_text(conversation_markdown(convo.turns), encoding="utf-8")
-        keep_private(path)
-        return gr.update(value=str(path), visible=True)
+        token = browser_token(request)
+        if token is None:
+            gr.Warning("Exports open in the browser that made them: reload the page and retry.")
+            return gr.update(visible=False)
+        name = f"plan-guide-conversation-{time.strftime('%Y%m%d-%H%M')}.md"
+        saved = downloads.save(token, {name: conversation_markdown(convo.turns).encode()})
+        convo.exports.append(saved.folder)
+        return gr.update(
+            value=saved.html("Conversation (Markdown), for this browser only:"), visible=True
+        )
 
     chat.export.click(export_conversation, chat.convo, chat.export_file, api_visibility="private")
 

@@ -10,49 +10,31 @@ reaches a server-side database; every question reads it from there.
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
-import time
-import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from assistant.config import TIER_KEYS
-from assistant.plan import AUTO, LEVEL_NAMES, LEVELS, ProfileState, build_plan, profile_summary
+from assistant.downloads import Downloads, browser_token
+from assistant.plan import (
+    AUTO,
+    DEFAULT_TITLE,
+    LEVEL_NAMES,
+    LEVELS,
+    NAME_MAX,
+    ProfileState,
+    TierProgress,
+    build_plan,
+    clean_plan_name,
+    profile_summary,
+)
 from assistant.toolkit import TIER_NAMES, Element, Toolkit
 
 PROFILE_STORAGE_KEY = "plan-guide-profile"
-_DOWNLOAD_TTL_SECONDS = 600.0
 _OVERRIDE_CHOICES = [("Work it out from the boxes", AUTO)] + [
     (f"Completed: {LEVEL_NAMES[level]}", level) for level in LEVELS
 ]
-
-
-def download_dir(ttl_seconds: float = _DOWNLOAD_TTL_SECONDS) -> Path:
-    """A fresh folder for one download, readable by this process's user only; folders older
-    than ``ttl_seconds`` are removed on the way."""
-    root = Path(tempfile.gettempdir()) / "plan-guide-downloads"
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    root.chmod(0o700)  # also when an older version made it open to all
-    cutoff = time.time() - ttl_seconds
-    for old in root.iterdir():
-        try:
-            if old.is_dir() and old.stat().st_mtime < cutoff:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            continue
-    folder = root / uuid.uuid4().hex
-    folder.mkdir(mode=0o700)
-    return folder
-
-
-def keep_private(*paths: Path) -> None:
-    """Files of one user's download: readable and writable by this process's user only."""
-    for path in paths:
-        path.chmod(0o600)
 
 
 _HEADING = re.compile(r"^(#{1,4}) ", re.MULTILINE)
@@ -70,9 +52,12 @@ def _item_choices(element: Element, tier: str) -> list[tuple[str, str]]:
     return [(f"{item.text}", item.id) for item in element.tier_items(tier)]
 
 
-def accordion_label(element: Element, level: str, overridden: bool) -> str:
+def accordion_label(
+    element: Element, level: str, overridden: bool, progress: TierProgress | None = None
+) -> str:
     by_hand = ", set by hand" if overridden else ""
-    return f"{element.number}. {element.name}  ·  completed: {LEVEL_NAMES[level]}{by_hand}"
+    label = f"{element.number}. {element.name}  ·  completed: {LEVEL_NAMES[level]}{by_hand}"
+    return f"{label}  ·  {progress.text}" if progress and progress.tier else label
 
 
 @dataclass
@@ -81,30 +66,36 @@ class ProfileUI:
     summary: gr.Markdown
     groups: list[gr.CheckboxGroup]
     overrides: list[gr.Dropdown]
+    plan_name: gr.Textbox
     accordions: list[gr.Accordion]
 
     @property
     def inputs(self) -> list[Any]:
-        """The user's answers: checkbox groups (element-major, tier-minor), then dropdowns."""
-        return [*self.groups, *self.overrides]
+        """The user's answers: checkbox groups (element-major, tier-minor), dropdowns, name."""
+        return [*self.groups, *self.overrides, self.plan_name]
 
     @property
     def restore_targets(self) -> list[Any]:
-        """What ``restore_values`` fills: checkboxes, dropdowns, summary, accordion labels."""
-        return [*self.groups, *self.overrides, self.summary, *self.accordions]
+        """What ``restore_values`` fills: the inputs, the summary, the accordion labels."""
+        return [*self.inputs, self.summary, *self.accordions]
 
 
 def state_from_inputs(toolkit: Toolkit, values: list[Any]) -> ProfileState:
-    """Checkbox groups (element-major, tier-minor) then one dropdown per element."""
+    """Checkbox groups (element-major, tier-minor), one dropdown per element, the plan name."""
     count = len(toolkit.elements) * len(TIER_KEYS)
-    groups, dropdowns = values[:count], values[count:]
+    groups, dropdowns = values[:count], values[count : count + len(toolkit.elements)]
+    name = values[count + len(toolkit.elements)] if len(values) > count + len(dropdowns) else ""
     checked = sorted({item_id for group in groups for item_id in (group or [])})
     overrides = {
         element.key: value
         for element, value in zip(toolkit.elements, dropdowns, strict=True)
         if value in LEVELS
     }
-    return ProfileState(checked=checked, overrides=overrides)
+    return ProfileState(
+        name=clean_plan_name(name) if isinstance(name, str) else "",
+        checked=checked,
+        overrides=overrides,
+    )
 
 
 def profile_browser_state(storage_secret: str) -> gr.BrowserState:
@@ -118,9 +109,7 @@ def profile_browser_state(storage_secret: str) -> gr.BrowserState:
     )
 
 
-def build_profile_tab(
-    toolkit: Toolkit, state: gr.BrowserState, *, download_ttl: float = _DOWNLOAD_TTL_SECONDS
-) -> ProfileUI:
+def build_profile_tab(toolkit: Toolkit, state: gr.BrowserState, downloads: Downloads) -> ProfileUI:
     """The self-assessment panel and the plan builder; returns the parts the app wires."""
     groups: list[gr.CheckboxGroup] = []
     overrides: list[gr.Dropdown] = []
@@ -166,53 +155,120 @@ def build_profile_tab(
             summary = gr.Markdown(
                 profile_summary(toolkit, ProfileState()), elem_id="pg-profile-summary"
             )
+            plan_name = gr.Textbox(
+                label="Plan name (printed on the plan)",
+                placeholder=DEFAULT_TITLE,
+                max_length=NAME_MAX,
+                elem_id="pg-plan-name",
+            )
             gr.Markdown(
-                "**Build my plan** lists, for each element, the action items still to do in "
-                "the next tier, with the resources and empty owner and due-date columns: "
-                "ready for a team meeting."
+                "**Build my plan** lists, for each element, what is already in place and the "
+                "action items still to do, with owner, due date, status and priority columns: "
+                "ready for a team meeting. Download it as Markdown, HTML to print, Word or a "
+                "spreadsheet."
             )
             with gr.Row():
                 build = gr.Button("Build my plan", variant="primary", elem_id="pg-build-plan")
                 clear = gr.Button("Clear my profile", elem_id="pg-clear-profile")
-            plan_files = gr.File(
-                label="Download your plan (Markdown, and HTML to print)",
-                file_count="multiple",
-                interactive=False,
-                visible=False,
-                elem_id="pg-plan-files",
+            with gr.Group(visible=False, elem_id="pg-clear-confirm") as confirm_box:
+                gr.Markdown(
+                    "Clear every tick, every tier set by hand and the plan name? You can undo "
+                    "it right after."
+                )
+                with gr.Row():
+                    confirm = gr.Button("Yes, clear it", variant="stop", elem_id="pg-clear-yes")
+                    cancel = gr.Button("Keep my profile", elem_id="pg-clear-no")
+            with gr.Group(visible=False, elem_id="pg-clear-undo") as undo_box:
+                gr.Markdown("Your profile is cleared.")
+                undo = gr.Button("Undo", elem_id="pg-clear-undo-button")
+            plan_files = gr.HTML(visible=False, elem_id="pg-plan-files")
+            plan_preview = gr.Markdown(
+                elem_id="pg-plan-preview", elem_classes="pg-panel", visible=False
             )
-    plan_preview = gr.Markdown(elem_id="pg-plan-preview", elem_classes="pg-panel", visible=False)
+    # kept in server memory for this session only, until the next clear or the session's end
+    cleared = gr.State(None)
 
-    inputs: list[Any] = [*groups, *overrides]
+    inputs: list[Any] = [*groups, *overrides, plan_name]
 
     def save(*values: Any) -> list[Any]:
         new = state_from_inputs(toolkit, list(values))
         return [new.model_dump(), *_display(toolkit, new)]
 
-    def clear_all() -> list[Any]:
+    def clear_all(stored: Any) -> list[Any]:
         empty = ProfileState()
-        return [empty.model_dump(), *restore_values(toolkit, empty.model_dump())]
-
-    def make_plan(stored: Any) -> list[Any]:
-        plan = build_plan(toolkit, ProfileState.from_stored(stored))
-        md_path, html_path = plan.write(download_dir(download_ttl))
-        keep_private(md_path, html_path)
         return [
-            gr.update(value=[str(md_path), str(html_path)], visible=True),
-            gr.update(value=preview_markdown(plan.markdown), visible=True),
+            empty.model_dump(),
+            *restore_values(toolkit, empty.model_dump()),
+            ProfileState.from_stored(stored).model_dump(),
+            gr.update(visible=False),
+            gr.update(visible=True),
+        ]
+
+    def undo_clear(kept: Any) -> list[Any]:
+        restored = ProfileState.from_stored(kept)
+        return [
+            restored.model_dump(),
+            *restore_values(toolkit, restored.model_dump()),
+            None,
+            gr.update(visible=False),
+        ]
+
+    def make_plan(stored: Any, name: Any, request: gr.Request) -> list[Any]:
+        # the box, not the kept profile: a name typed just before the click is not saved yet
+        typed = clean_plan_name(name) if isinstance(name, str) else ""
+        plan = build_plan(toolkit, ProfileState.from_stored(stored), name=typed or None)
+        preview = gr.update(value=preview_markdown(plan.markdown), visible=True)
+        token = browser_token(request)
+        if token is None:
+            gr.Warning("Downloads open in the browser that made them: reload the page and retry.")
+            return [gr.update(visible=False), preview]
+        saved = downloads.save(token, plan.files())
+        return [
+            gr.update(
+                value=saved.html("Download your plan (for this browser only):"), visible=True
+            ),
+            preview,
         ]
 
     display_outputs: list[Any] = [summary, *accordions]
+    restore_outputs: list[Any] = [*inputs, *display_outputs]
     for component in inputs:
         component.input(
             save, inputs, [state, *display_outputs], api_visibility="private", queue=False
         )
     clear.click(
-        clear_all, None, [state, *inputs, *display_outputs], api_visibility="private", queue=False
+        lambda: [gr.update(visible=True), gr.update(visible=False)],
+        None,
+        [confirm_box, undo_box],
+        api_visibility="private",
+        queue=False,
     )
-    build.click(make_plan, state, [plan_files, plan_preview], api_visibility="private")
+    cancel.click(
+        lambda: gr.update(visible=False), None, confirm_box, api_visibility="private", queue=False
+    )
+    confirm.click(
+        clear_all,
+        state,
+        [state, *restore_outputs, cleared, confirm_box, undo_box],
+        api_visibility="private",
+        queue=False,
+    )
+    undo.click(
+        undo_clear,
+        cleared,
+        [state, *restore_outputs, cleared, undo_box],
+        api_visibility="private",
+        queue=False,
+    )
+    plan_name.blur(save, inputs, [state, *display_outputs], api_visibility="private", queue=False)
+    build.click(make_plan, [state, plan_name], [plan_files, plan_preview], api_visibility="private")
     return ProfileUI(
-        state=state, summary=summary, groups=groups, overrides=overrides, accordions=accordions
+        state=state,
+        summary=summary,
+        groups=groups,
+        overrides=overrides,
+        plan_name=plan_name,
+        accordions=accordions,
     )
 
 
@@ -226,14 +282,16 @@ def restore_values(toolkit: Toolkit, stored: Any) -> list[Any]:
         for tier in TIER_KEYS
     ]
     dropdown_values = [current.overrides.get(e.key, AUTO) for e in toolkit.elements]
-    return [*group_values, *dropdown_values, *_display(toolkit, current)]
+    return [*group_values, *dropdown_values, current.name, *_display(toolkit, current)]
 
 
 def _display(toolkit: Toolkit, current: ProfileState) -> list[Any]:
     """The summary table and the accordion labels for a profile."""
-    profile = current.profile(toolkit)
+    profile, progress = current.profile(toolkit), current.progress(toolkit)
     labels = [
-        gr.update(label=accordion_label(e, profile[e.key], e.key in current.overrides))
+        gr.update(
+            label=accordion_label(e, profile[e.key], e.key in current.overrides, progress[e.key])
+        )
         for e in toolkit.elements
     ]
     return [profile_summary(toolkit, current), *labels]

@@ -128,6 +128,28 @@ def test_requests_from_another_sites_page_are_refused(app: AppServer, origin: st
             assert "event_id" in json.load(response)
 
 
+@pytest.mark.parametrize("origin", ["http://localhost:9999", "http://127.0.0.1:1", "null"])
+def test_other_sites_get_no_cors_permission(app: AppServer, origin: str) -> None:
+    preflight = urllib.request.Request(
+        app.url + "gradio_api/call/ask",
+        method="OPTIONS",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(preflight, timeout=10)
+    assert refused.value.code == 403
+    assert "access-control-allow-origin" not in {k.lower() for k in refused.value.headers}
+    page = urllib.request.Request(app.url, headers={"Origin": origin})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(page, timeout=10)
+    assert refused.value.code == 403
+    assert "access-control-allow-credentials" not in {k.lower() for k in refused.value.headers}
+
+
 def test_the_chat_is_kept_on_the_server_not_sent_with_each_question(app: AppServer) -> None:
     with urllib.request.urlopen(app.url + "config", timeout=10) as response:
         config = json.load(response)

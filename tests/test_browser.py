@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import sqlite3
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -206,29 +208,78 @@ def test_profile_changes_what_next_and_survives_a_reload(
     assert checked.count() == 3
 
 
-def test_build_my_plan_and_download_it(page: Any) -> None:
+def test_build_my_plan_and_download_it(page: Any, browser: Any, app: AppServer) -> None:
     tick_equity_essentials(page)
+    page.fill("#pg-plan-name textarea, #pg-plan-name input", "Acme Health 2027")
+    page.locator("#pg-plan-name textarea, #pg-plan-name input").press("Tab")
     page.click("#pg-build-plan")
     preview = page.locator("#pg-plan-preview")
-    preview.get_by_text("Palliative care plan").first.wait_for()
+    preview.get_by_text("Acme Health 2027").first.wait_for()
+    # the preview opens beside the button, not below the page's fold
+    button, shown = page.locator("#pg-build-plan").bounding_box(), preview.bounding_box()
+    assert shown["y"] - (button["y"] + button["height"]) < 400
     links = page.locator("#pg-plan-files a[download]")
     links.first.wait_for()
-    assert links.count() == 2
+    assert links.count() == 4
     downloaded = {}
-    for n in range(2):
+    for n in range(4):
         with page.expect_download() as info:
             links.nth(n).click()
         download = info.value
-        downloaded[Path(download.suggested_filename).suffix] = Path(download.path()).read_text(
-            "utf-8"
-        )
-    markdown, html = downloaded[".md"], downloaded[".html"]
+        downloaded[Path(download.suggested_filename).suffix] = Path(download.path()).read_bytes()
+    assert set(downloaded) == {".md", ".html", ".docx", ".xlsx"}
+    markdown, html = downloaded[".md"].decode(), downloaded[".html"].decode()
+    assert markdown.startswith("# Acme Health 2027")
     equity = markdown.split("## 5. Equity", 1)[1].split("## 6.", 1)[0]
     assert "Completed: The Essentials. Next: Progressing Further" in equity
-    assert "| Action item | Tier | Owner | Due date |" in equity
-    assert "equity.progressing-further.1" in equity and "equity.essentials.1" not in equity
-    assert "`equity.resource.2`" in equity
-    assert "<th>Owner</th><th>Due date</th>" in html and "@media print" in html
+    in_place, todo = equity.split("**Already in place**", 1)[1].split("**To do**", 1)
+    assert "equity.essentials.1" in in_place and "equity.essentials.1" not in todo
+    assert "| Owner | Due date | Status | Priority |" in todo
+    assert "equity.progressing-further.1" in todo and "`equity.resource.2`" in todo
+    assert "<th>Owner</th>" in html and "@media print" in html
+    # another browser cannot fetch this browser's plan
+    url = app.url + links.first.get_attribute("href")
+    other = browser.new_context()
+    try:
+        assert other.request.get(url).status == 404
+    finally:
+        other.close()
+
+
+def test_clear_my_profile_asks_first_and_can_be_undone(page: Any) -> None:
+    tick_equity_essentials(page)
+    page.click("#pg-clear-profile")
+    page.click("#pg-clear-no")  # changed her mind: nothing is lost
+    checked = page.locator("#pg-check-equity-essentials input:checked")
+    assert checked.count() == 3
+    page.click("#pg-clear-profile")
+    page.click("#pg-clear-yes")
+    page.locator("#pg-clear-undo-button").wait_for(state="visible")
+    page.wait_for_function(
+        "document.querySelectorAll('#pg-check-equity-essentials input:checked').length === 0"
+    )
+    summary = page.locator("#pg-profile-summary").inner_text()
+    assert "5. Equity" in summary and "3 of 3" not in summary
+    page.click("#pg-clear-undo-button")
+    page.wait_for_function(
+        "document.querySelectorAll('#pg-check-equity-essentials input:checked').length === 3"
+    )
+    page.reload()  # the restored profile is the one the browser keeps
+    page.wait_for_selector("#pg-question textarea")
+    page.get_by_role("tab", name="My plan").click()
+    open_section(page, "equity")
+    page.wait_for_function(
+        "document.querySelectorAll('#pg-check-equity-essentials input:checked').length === 3"
+    )
+
+
+def test_one_ticked_item_shows_as_progress_not_as_not_started(page: Any) -> None:
+    page.get_by_role("tab", name="My plan").click()
+    open_section(page, "equity")
+    page.locator("#pg-check-equity-essentials label").first.click()
+    page.locator("#pg-profile-summary").get_by_text("1 of 3").wait_for()
+    label = page.locator("#pg-profile-equity .label-wrap").inner_text()
+    assert "1 of 3 The Essentials items done" in label
 
 
 def test_thumbs_down_with_a_comment_lands_in_the_database(page: Any, app: AppServer) -> None:
@@ -251,7 +302,7 @@ def test_thumbs_down_with_a_comment_lands_in_the_database(page: Any, app: AppSer
     assert {c["id"] for c in json.loads(citations)} >= {"equity.resource.2"}
 
 
-def test_conversation_exports_as_markdown(page: Any) -> None:
+def test_conversation_exports_as_markdown(page: Any, browser: Any, app: AppServer) -> None:
     ask(page, NEXT_ON_EQUITY, 0)
     ask(page, "What resources go with this?", 1)
     page.click("#pg-export")
@@ -260,6 +311,18 @@ def test_conversation_exports_as_markdown(page: Any) -> None:
     with page.expect_download() as info:
         link.click()
     text = Path(info.value.path()).read_text("utf-8")
+    # the link is worth nothing to another browser, or to anyone without the session's cookie
+    url = app.url + link.get_attribute("href")
+    other = browser.new_context()
+    try:
+        assert other.request.get(url).status == 404
+        assert other.new_page().goto(app.url) and other.request.get(url).status == 404
+    finally:
+        other.close()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=10)
+    assert refused.value.code == 404
+    assert page.context.request.get(url).text() == text
     assert text.startswith("# Plan Guide conversation")
     assert f"## 1. {NEXT_ON_EQUITY}" in text and "## 2. What resources go with this?" in text
     assert "**Citations**" in text and "(`equity.essentials.1`)" in text

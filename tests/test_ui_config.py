@@ -9,6 +9,7 @@ server. The chat handlers run here in-process against the real assistant.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -123,7 +124,7 @@ def test_no_flagging_interfaces_and_chat_history_not_kept_by_gradio(demo: gr.Blo
     # the one value kept in the browser is the plan profile, never the chat
     [browser_state] = blocks_of(demo, gr.BrowserState)
     assert browser_state.storage_key == PROFILE_STORAGE_KEY
-    assert set(browser_state.default_value) == {"checked", "overrides"}
+    assert set(browser_state.default_value) == {"name", "checked", "overrides"}
     # the turns live in a server-side session State, dropped with the session
     respond = handler(demo, "respond")
     stateful = [block for block in respond.inputs if isinstance(block, gr.State)]
@@ -390,17 +391,33 @@ def test_names_guessed_at_random_are_forgotten_once_out_of_the_window() -> None:
 
 
 def test_an_export_is_private_to_its_session_and_deleted_when_the_session_ends(
-    demo: gr.Blocks,
+    demo: gr.Blocks, settings: Settings
 ) -> None:
     import stat
+    from types import SimpleNamespace
+
+    from assistant.downloads import COOKIE, downloads_for
 
     convo = Conversation()
     run_respond(demo, "What should we do first on equity?", convo)
-    update = handler(demo, "export_conversation").fn(convo)
-    path = Path(update["value"])
+    mine, theirs = "a" * 43, "b" * 43
+    export = handler(demo, "export_conversation").fn
+    update = export(convo, SimpleNamespace(cookies={COOKIE: mine}))
+    found = re.search(r'href="(downloads/\w+/[^"]+)"', update["value"])
+    assert found, update
+    _, folder, name = found.group(1).split("/")
+    downloads = downloads_for(settings)
+    path = downloads.find(mine, folder, name)
+    assert path is not None and path.read_text("utf-8").startswith("# Plan Guide conversation")
+    assert (
+        downloads.find(theirs, folder, name) is None and downloads.find(None, folder, name) is None
+    )
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert convo.exports == [str(path.parent)]
+    # an API client without the browser cookie gets no file
+    with pytest.warns(UserWarning, match="browser that made them"):
+        assert export(convo, SimpleNamespace(cookies={}))["visible"] is False
     states = [b for b in blocks_of(demo, gr.State) if isinstance(b.value, Conversation)]
     assert len(states) == 1 and states[0].delete_callback is not None
     states[0].delete_callback(convo)  # what Gradio calls when the browser session ends
