@@ -7,6 +7,7 @@ print(summary.line())
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import shutil
 import sqlite3
@@ -26,6 +27,8 @@ from assistant.passages import document_passages, extra_files, toolkit_passages
 from assistant.schema import Passage
 from assistant.store import Store
 from assistant.toolkit import load_toolkit
+
+log = logging.getLogger(__name__)
 
 # Bump when passage ids, texts or metadata change shape: it makes every old index stale.
 SCHEMA_VERSION = 2
@@ -179,6 +182,7 @@ def build_index(
         embedded = len(passages)
     _prune_words(settings, keep=folder)
     _remove_orphan_segments(settings)
+    compact(settings)
     by_kind = Counter(str(p.kind) for p in passages)
     if held:
         by_kind["document"] += held
@@ -310,6 +314,40 @@ def _remove_orphan_segments(settings: Settings) -> list[Path]:
     for folder in orphans:
         shutil.rmtree(folder, ignore_errors=True)
     return orphans
+
+
+# Compact the store's database once this share of its pages is free (deleted collections).
+FREE_SHARE = 0.25
+_FULL_TEXT = "embedding_fulltext_search"  # Chroma's FTS5 table of passage text
+
+
+def compact(settings: Settings) -> bool:
+    """VACUUM the store's SQLite file when deleted collections left much of it free.
+
+    SQLite keeps freed pages for reuse, and the full-text index keeps deletion markers for the
+    passages of deleted collections, so each rebuild would otherwise leave the file bigger. The
+    full-text index is merged first (FTS5's "optimize"), then the file is rewritten. Both wait
+    a few seconds for readers (a running app) and are skipped, to be tried at the next ingest,
+    if one is still busy. Returns whether the file was compacted.
+    """
+    database = settings.chroma_path / "chroma.sqlite3"
+    if settings.chroma_url or not database.is_file():
+        return False
+    try:
+        with closing(sqlite3.connect(database, timeout=5)) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+            if _FULL_TEXT in tables:
+                with connection:
+                    connection.execute(f"INSERT INTO {_FULL_TEXT}({_FULL_TEXT}) VALUES('optimize')")
+            pages = connection.execute("PRAGMA page_count").fetchone()[0]
+            free = connection.execute("PRAGMA freelist_count").fetchone()[0]
+            if not pages or free / pages < FREE_SHARE:
+                return False
+            connection.execute("VACUUM")
+    except sqlite3.Error as exc:
+        log.info("Not compacting %s this time: %s", database, exc)
+        return False
+    return True
 
 
 def _check_writable(settings: Settings) -> None:

@@ -40,6 +40,7 @@ def connect(settings: Settings, *, create: bool) -> chromadb.ClientAPI:
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
     if settings.chroma_url:
         url = urlparse(settings.chroma_url)
+        _heartbeat(settings)
         try:
             client = chromadb.HttpClient(
                 host=url.hostname or "127.0.0.1",
@@ -69,6 +70,27 @@ def connect(settings: Settings, *, create: bool) -> chromadb.ClientAPI:
             f"Cannot open the index at {path}: {exc}. Check that the folder is writable, or "
             f"move it aside and rebuild with `python ingest.py --force`."
         ) from exc
+
+
+def _heartbeat(settings: Settings) -> None:
+    """Ask the server's heartbeat, bounded by ``chroma_timeout_seconds``.
+
+    chromadb's client checks the server in its constructor with no time limit: a hung server
+    would hang the app's start. A refused connection is left to the constructor's own message.
+    """
+    import httpx
+
+    url = f"{str(settings.chroma_url).rstrip('/')}/api/v2/heartbeat"
+    try:
+        httpx.get(url, timeout=settings.chroma_timeout_seconds)
+    except httpx.TimeoutException as exc:
+        raise StoreUnavailable(
+            f"The index server at {settings.chroma_url} is not answering (no reply within "
+            f"{settings.chroma_timeout_seconds:g} s). Check that it is running and not "
+            "overloaded, or unset ASSISTANT_CHROMA_URL to use the embedded index."
+        ) from exc
+    except httpx.HTTPError:
+        return
 
 
 def _limit_wait(client: Any, seconds: float) -> None:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -223,6 +224,27 @@ def test_rebuilds_and_killed_builds_leave_no_orphan_folders(tmp_path: Path) -> N
         build_index(settings, force=True, show_progress=False)
     # one folder for the active collection's vectors; none for the three deleted ones
     assert len(_vector_folders(settings.chroma_path)) == 1
+
+
+def test_rebuilds_and_killed_builds_do_not_grow_the_database(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, index_grace_seconds=0)
+    build_index(settings, show_progress=False)
+    database = settings.chroma_path / "chroma.sqlite3"
+    first = database.stat().st_size
+    code = (
+        "from assistant.indexer import build_index; from assistant.config import Settings; "
+        "build_index(Settings(), force=True, show_progress=False)"
+    )
+    env = settings.environment()
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env)
+    time.sleep(3.0)  # killed part-way through a rebuild
+    child.kill()
+    child.wait()
+    for _ in range(2):
+        build_index(settings, force=True, show_progress=False)
+    assert database.stat().st_size <= 1.25 * first, (first, database.stat().st_size)
+    reply = Assistant.from_settings(settings).ask("respite benefit")
+    assert reply.citations[0].id == "family-caregiver-support.setting-the-standard.1"
 
 
 def test_unwritable_index_path(tmp_path: Path) -> None:

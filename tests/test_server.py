@@ -102,9 +102,16 @@ def test_a_hung_server_is_reported_within_the_timeout_and_the_toolkit_still_answ
             started = time.monotonic()
             reply = pool.submit(bot.ask, NEW_QUESTION).result(timeout=30)
             waited = time.monotonic() - started
+            # opening the index (an app starting, a re-index switch) is bounded too
+            started = time.monotonic()
+            opening = pool.submit(Assistant.from_settings, settings)
+            with pytest.raises(StoreUnavailable, match="not answering"):
+                opening.result(timeout=30)
+            opened_in = time.monotonic() - started
     finally:
         os.kill(proc.pid, signal.SIGCONT)
     assert waited < 2 * 2 + 2, waited  # the timeout, twice at most, and the answer itself
+    assert opened_in < 2 + 2, opened_in
     assert any(c.kind != "document" for c in reply.citations)  # the toolkit answered
     assert any("index server is not answering" in note for note in reply.notes), reply.notes
     # Once the server answers again, so do the documents.
