@@ -11,7 +11,9 @@ passages and is checked; on any failure the composer's answer stands, with a not
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+
+from pydantic import BaseModel
 
 from assistant.config import ELEMENT_KEYS, TIER_KEYS
 from assistant.retrieval import tokens
@@ -108,8 +110,17 @@ class Composer:
         *,
         reason: str,
         book: CitationBook | None = None,
+        done: Collection[str] = (),
+        focus: Sequence[str] = (),
+        highlight: Callable[[Passage], str | None] | None = None,
+        collapse: bool = False,
     ) -> tuple[str, CitationBook]:
-        """Every action item of each (element, tier), sub-goals and sub-steps kept, then resources."""
+        """Every action item of each (element, tier), sub-goals and sub-steps kept, then resources.
+
+        Items in ``done`` are listed last, as done, never as a to-do. Items in ``focus`` (the
+        ones the question points at) come first, with the line ``highlight`` picks in bold, and
+        the rest of the tier follows, folded. ``collapse`` folds the whole tier.
+        """
         book = book or CitationBook()
         lines = [reason, ""]
         for element, tier, resources in sections:
@@ -118,17 +129,30 @@ class Composer:
             if tier_passage:
                 lines.append(f"*{TIER_NAMES[tier]}: {tier_passage.text}* {book.cite(tier_passage)}")
             lines.append("")
-            subgoal: str | None = None
-            for item in self.items(element, tier):
-                if item.subgoal and item.subgoal != subgoal:
-                    subgoal = item.subgoal
-                    heading = self.by_id.get(f"{element}.subgoal.{subgoal}")
-                    if heading:
-                        lines.append(f"**{subgoal}. {heading.text}** {book.cite(heading)}")
-                marker = book.cite(item)
-                lines.append(f"- {bold_lead(item)} {marker}")
-                for step in item.text.split("\n")[1:]:
-                    lines.append(f"    {step.strip()} {marker}")
+            items = self.items(element, tier)
+            open_items = [item for item in items if item.id not in done]
+            finished = [item for item in items if item.id in done]
+            first = [item for item in open_items if item.id in focus]
+            rest = [item for item in open_items if item.id not in focus]
+            if first and rest:
+                lines.append("**Most relevant to your question**")
+                lines += self._item_lines(element, first, book, highlight=highlight)
+                lines += _folded(
+                    f"The rest of {TIER_NAMES[tier]} ({_count(len(rest))})",
+                    self._item_lines(element, rest, book),
+                )
+            elif collapse and open_items:
+                lines += _folded(
+                    f"{TIER_NAMES[tier]} ({_count(len(open_items))})",
+                    self._item_lines(element, open_items, book),
+                )
+            else:
+                lines += self._item_lines(element, open_items, book)
+            if finished:
+                lines.append("")
+                lines.append(f"**Already done** ({len(finished)} of {len(items)}, from your plan)")
+                for item in finished:
+                    lines.append(f"- ✓ {bold_lead(item)} {book.cite(item)} *(done)*")
             if resources:
                 lines.append("")
                 lines.append(f"**Resources for {self.name(element)}**")
@@ -137,17 +161,89 @@ class Composer:
             lines.append("")
         return "\n".join(lines).strip(), book
 
+    def _item_lines(
+        self,
+        element: str,
+        items: Sequence[Passage],
+        book: CitationBook,
+        *,
+        highlight: Callable[[Passage], str | None] | None = None,
+    ) -> list[str]:
+        """Action items as bullets under their sub-goal headings, sub-steps indented."""
+        lines: list[str] = []
+        subgoal: str | None = None
+        for item in items:
+            if item.subgoal and item.subgoal != subgoal:
+                subgoal = item.subgoal
+                heading = self.by_id.get(f"{element}.subgoal.{subgoal}")
+                if heading:
+                    lines.append(f"**{subgoal}. {heading.text}** {book.cite(heading)}")
+            marker = book.cite(item)
+            best = highlight(item) if highlight else None
+            first, *steps = item.text.split("\n")
+            lead = f"**{first.strip()}**" if best and best in first else bold_lead(item)
+            lines.append(f"- {lead} {marker}")
+            for step in steps:
+                step = step.strip()
+                shown = (
+                    f"**{step}** ← *closest to your question*" if best and best in step else step
+                )
+                lines.append(f"    {shown} {marker}")
+        return lines
+
+    def where_we_stand(self, rows: Sequence[Standing]) -> tuple[list[str], CitationBook]:
+        """A compact table: per element its progress and its next open items, cited."""
+        book = CitationBook()
+        lines = [
+            "| Element | Completed | Working on | Done | Next open items |",
+            "|---|---|---|---|---|",
+        ]
+        for row in rows:
+            if row.tier is None:
+                lines.append(
+                    f"| {self.name(row.element)} | {TIER_NAMES.get(row.level, 'Not started')} "
+                    "| All three tiers done | | |"
+                )
+                continue
+            open_items = [item for item in row.items if item.id not in row.done]
+            first = open_items[0] if open_items else None
+            shown = ""
+            if first is not None:
+                lead = first.lead or first.text.split("\n", 1)[0]
+                shown = f"{_cell(_short(lead))} {book.cite(first)}"
+                if len(open_items) > 1:
+                    more = " ".join(book.cite(item) for item in open_items[1:])
+                    shown += f" and {len(open_items) - 1} more {more}"
+            tier_passage = self.by_id.get(f"tier.{row.tier}")
+            tier_marker = f" {book.cite(tier_passage)}" if tier_passage else ""
+            lines.append(
+                f"| {self.name(row.element)} | {TIER_NAMES.get(row.level, 'Not started')} "
+                f"| {TIER_NAMES[row.tier]}{tier_marker} "
+                f"| {len(row.items) - len(open_items)} of {len(row.items)} | {shown} |"
+            )
+        return lines, book
+
     # -- explain, resources, overview -----------------------------------------------------------
     def quotes(
-        self, heading: str, passages: Iterable[Passage], question: str
+        self,
+        heading: str,
+        passages: Iterable[Passage],
+        question: str,
+        *,
+        highlight: Callable[[Passage], str | None] | None = None,
     ) -> tuple[str, CitationBook]:
-        """Each passage quoted (or excerpted around the question's words) with its place."""
+        """Each passage quoted (or excerpted around the question's words) with its place; in
+        the first action item, the line ``highlight`` picks (the sub-step that answers) in bold."""
         book = CitationBook()
         chosen = list(passages)
         toolkit = [p for p in chosen if p.kind != "document"]
         lines = [heading, ""] if toolkit else []
+        first_item = next((p for p in toolkit if p.kind == "action_item"), None)
         for passage in toolkit:
             body = excerpt(passage.text.replace("\n", " "), question)
+            best = highlight(passage) if highlight and passage is first_item else None
+            if best and best in body and best.strip() != body.strip():
+                body = body.replace(best, f"**{best}**", 1)
             lines.append(f"**{passage.title}**")
             lines.append(f"> {body} {book.cite(passage)}")
             lines.append("")
@@ -205,6 +301,48 @@ class Composer:
                 f"> {excerpt(intro.text, 'cumulative actions tiers starting basics')} {book.cite(intro)}"
             )
         return "\n".join(lines).strip(), book
+
+
+class Standing(BaseModel):
+    """Where a plan stands on one element: its completed level, the tier it works on (None
+    when all three are done), that tier's items and the ones done."""
+
+    element: str
+    level: str
+    tier: str | None
+    items: list[Passage]
+    done: set[str]
+
+    @property
+    def remaining(self) -> int:
+        return sum(1 for item in self.items if item.id not in self.done)
+
+
+def recommend(rows: Sequence[Standing]) -> Standing | None:
+    """The element to focus on: the lowest tier still open; ties go to the one with the fewest
+    items left (the nearest to completing its tier), then toolkit order."""
+    open_rows = [row for row in rows if row.tier is not None and row.remaining]
+    if not open_rows:
+        return None
+    return min(open_rows, key=lambda row: (TIER_KEYS.index(row.tier or ""), row.remaining))
+
+
+def _count(n: int) -> str:
+    return f"{n} item{'s' if n != 1 else ''}"
+
+
+def _short(text: str, limit: int = 90) -> str:
+    text = text.strip().rstrip(".")
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _folded(summary: str, body: list[str]) -> list[str]:
+    """Lines shown folded in the chat (an HTML disclosure), open in plain Markdown readers."""
+    return ["", f"<details><summary>{summary}</summary>", "", *body, "", "</details>", ""]
 
 
 def reply_from(book: CitationBook, text: str, **fields: object) -> Reply:

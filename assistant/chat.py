@@ -13,16 +13,18 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import numpy as np
 
-from assistant.answer import Composer, reply_from
+from assistant.answer import CitationBook, Composer, Standing, excerpt, recommend, reply_from
 from assistant.config import ELEMENT_KEYS, OVERVIEW_FILE, TIER_KEYS, TOOLKIT_FILE, Settings
 from assistant.errors import InvalidInput
+from assistant.glossary import Glossary
 from assistant.progress import account_clauses
-from assistant.query import QueryPlan, QueryStage, next_tier, refusal_plan
+from assistant.query import NO_TIER_AFTER, QueryPlan, QueryStage, refusal_plan
 from assistant.retrieval import Boost, Filters, Hit, HybridRetriever
 from assistant.schema import Passage, Reply
 from assistant.toolkit import TIER_NAMES, Toolkit
@@ -60,6 +62,12 @@ _REFUSALS = {
     "not_covered": "The Develop a Plan toolkit does not cover that topic.",
     "other_language": "Plan Guide reads questions in English only. Please ask in English.",
 }
+# An item comes first in a next-steps answer when the question is this close to it (cosine)
+# and this much closer than to any other item of the tier. Generic questions ("what next on
+# family caregiver support?") are within 0.05 of their tier's top two items; questions about
+# one item ("how should we pay for initial assessments?") are 0.14-0.28 ahead.
+FOCUS_SIMILARITY = 0.45
+FOCUS_GAP = 0.1
 # Replays of recent turns, keyed by the turns and the profile: a session re-sends its history.
 _PLAN_CACHE_SIZE = 2048
 
@@ -102,6 +110,21 @@ def check_profile(profile: Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
+def check_done(done_items: Any, known: Collection[str]) -> set[str]:
+    """The action item ids of ``done_items`` (ids this toolkit does not have are ignored);
+    ``InvalidInput`` when it is not a list of ids."""
+    if done_items is None:
+        return set()
+    if isinstance(done_items, str) or not isinstance(done_items, Sequence | AbstractSet):
+        raise InvalidInput(
+            "done_items must be a list of action item ids, e.g. "
+            '["equity.essentials.1"]; they are shown in the toolkit grid and in citations.'
+        )
+    if not all(isinstance(item, str) for item in done_items):
+        raise InvalidInput("done_items must hold action item ids (text), one per item done.")
+    return {item for item in done_items if item in known}
+
+
 class Assistant:
     """Answers questions about the toolkit from the index, with citations."""
 
@@ -121,6 +144,7 @@ class Assistant:
         names = {p.element: p.title for p in passages if p.kind == "summary" and p.element}
         self.composer = Composer(passages=passages, element_names=names)
         self._toolkit: Any = None
+        self._glossary: Glossary | None = None
         self.opened: tuple[str, str] = ("", "")  # the index version this assistant answers from
         self._plans: OrderedDict[tuple[Any, ...], QueryPlan] = OrderedDict()
 
@@ -210,6 +234,7 @@ class Assistant:
         history: Sequence[str] = (),
         profile: Mapping[str, str] | None = None,
         previous: QueryPlan | None = None,
+        progress_known: bool = False,
     ) -> QueryPlan:
         """The ``QueryPlan`` of ``question``, after the earlier turns (or ``previous``)."""
         clean_profile = check_profile(profile)
@@ -222,7 +247,13 @@ class Assistant:
             previous = self._replay(turns, clean_profile)
         if not text:
             return refusal_plan("empty")
-        return self.query.plan(text, self.vector(text), previous=previous, profile=clean_profile)
+        return self.query.plan(
+            text,
+            self.vector(text),
+            previous=previous,
+            profile=clean_profile,
+            progress_known=progress_known,
+        )
 
     def _recent(self, history: Sequence[str]) -> list[str]:
         """The most recent earlier turns that are read (bounded work), cleaned, empty ones out."""
@@ -273,14 +304,18 @@ class Assistant:
         history: Sequence[str] | None = None,
         profile: Mapping[str, str] | None = None,
         previous: QueryPlan | None = None,
+        done_items: Sequence[str] | None = None,
     ) -> Reply:
         """Answer ``question``; earlier user turns (oldest first) and the profile set context.
 
         Args:
             question: the user's words.
             history: earlier user turns, oldest first; only the last few are read.
-            profile: element -> highest tier completed ("none" allowed).
+            profile: element -> highest tier completed ("none" allowed); it wins over what
+                ``done_items`` imply for the elements it names.
             previous: the last turn's ``reply.plan``, instead of replaying ``history``.
+            done_items: ids of the action items the plan has done: answers show them as done,
+                and elements the profile does not name take their tier from them.
 
         Raises ``InvalidInput`` for a question that is not text or an unknown profile value.
         """
@@ -291,12 +326,19 @@ class Assistant:
         if history is not None and (isinstance(history, str) or not isinstance(history, Sequence)):
             raise InvalidInput("history must be a list of earlier questions (text), oldest first.")
         text, notes = clean_question(question, self.settings.max_question_chars)
-        clean_profile = check_profile(profile)
+        done = check_done(done_items, self._item_ids)
+        clean_profile = {**self._levels(done), **check_profile(profile)}
         self.retriever.take_problem()  # a problem of an earlier turn is not this one's
         plan = self.plan(
-            text, history=list(history or []), profile=clean_profile, previous=previous
+            text,
+            history=list(history or []),
+            profile=clean_profile,
+            previous=previous,
+            progress_known=bool(done),
         )
-        reply = self._compose(text, plan, clean_profile)
+        if done and plan.kind == "next_steps" and plan.element not in check_profile(profile):
+            self._working_tier(text, plan, done)
+        reply = self._compose(text, plan, clean_profile, done)
         problem = self.retriever.take_problem()
         reply.notes = notes + reply.notes + ([problem] if problem else [])
         if self.llm is not None and reply.kind != "out_of_scope":
@@ -307,8 +349,54 @@ class Assistant:
             )
         reply.plan = plan
         reply.alternatives = list(plan.alternatives) if reply.kind != "out_of_scope" else []
-        reply.suggestions = self._suggestions(plan)
+        asked = {_said(turn) for turn in [text, *(history or [])] if isinstance(turn, str)}
+        reply.suggestions = [
+            q for q in self._suggestions(plan, clean_profile, done) if _said(q) not in asked
+        ][:3]
         return reply
+
+    def _working_tier(self, text: str, plan: QueryPlan, done: set[str]) -> None:
+        """With items of the element done, a question that names no tier and tells no progress
+        of its own is about the tier still being worked on: the lowest one with items left."""
+        element = plan.element
+        if (
+            element is None
+            or plan.direction == "lead"
+            or self.query.rules.tier_named(text)
+            or (plan.progress is not None and plan.progress.matches)
+        ):
+            return
+        tiers = [(tier, self.composer.items(element, tier)) for tier in TIER_KEYS]
+        if not any(item.id in done for _, items in tiers for item in items):
+            return
+        for tier, items in tiers:
+            left = [item for item in items if item.id not in done]
+            if left:
+                plan.tier, plan.known_tier = tier, True
+                plan.tier_reason = (
+                    f"Your plan has {len(items) - len(left)} of {len(items)} "
+                    f"{TIER_NAMES[tier]} items done for {self.composer.name(element)}: here is "
+                    "what is left in that tier."
+                )
+                return
+
+    @property
+    def _item_ids(self) -> set[str]:
+        return {pid for pid, p in self.composer.by_id.items() if p.kind == "action_item"}
+
+    def _levels(self, done: set[str]) -> dict[str, str]:
+        """Element -> highest tier whose items, and those below, are all in ``done``."""
+        levels = {}
+        for element in ELEMENT_KEYS:
+            level = None
+            for tier in TIER_KEYS:
+                items = self.composer.items(element, tier)
+                if not items or any(item.id not in done for item in items):
+                    break
+                level = tier
+            if level:
+                levels[element] = level
+        return levels
 
     # -- composing ------------------------------------------------------------------------------------
     def _search(
@@ -329,18 +417,71 @@ class Assistant:
         """The vector a plan searches with: the question's own, or a follow-up's joint one."""
         return plan.search_vector if plan.search_vector is not None else self.vector(question)
 
-    def _compose(self, question: str, plan: QueryPlan, profile: Mapping[str, str]) -> Reply:
+    def _compose(
+        self,
+        question: str,
+        plan: QueryPlan,
+        profile: Mapping[str, str],
+        done: set[str] | None = None,
+    ) -> Reply:
+        if plan.kind == "explain":  # an overview is about the toolkit's own structure
+            defined = self._define(question, plan)
+            if defined is not None:
+                return defined
         match plan.kind:
             case "out_of_scope":
                 return self._refuse(plan)
             case "next_steps":
-                return self._next_steps(question, plan, profile)
+                return self._next_steps(question, plan, profile, done or set())
             case "resources":
                 return self._resources(question, plan)
             case "overview":
                 return self._overview(question)
             case _:
                 return self._explain(question, plan)
+
+    @property
+    def glossary(self) -> Glossary:
+        """The toolkit's own definitions (built on first use)."""
+        if self._glossary is None:
+            self._glossary = Glossary.from_toolkit(self.toolkit, list(self.composer.by_id.values()))
+        return self._glossary
+
+    def _define(self, question: str, plan: QueryPlan) -> Reply | None:
+        """A definition question: the toolkit's definition, quoted; or, for a term it only
+        uses, "the toolkit does not define X" and where X comes up. None when the question
+        names no term the toolkit uses."""
+        terms = self.glossary.terms_in(question)
+        if not terms:
+            return None
+        book = CitationBook()
+        lines: list[str] = []
+        toolkit = list(self.composer.by_id.values())
+        for term in terms:
+            entry = self.glossary.lookup(term)
+            passage = self.composer.by_id.get(entry.passage_id) if entry else None
+            if entry is not None and passage is not None:
+                lines += [f"**{entry.term}**, in the toolkit's words:", ""]
+                lines += [f"> {entry.definition} {book.cite(passage)}", ""]
+                continue
+            places = [self.composer.by_id[pid] for pid in self.glossary.mentions(term, toolkit, 3)]
+            if not places:
+                continue
+            lines += [f"The toolkit does not define “{term}”. It comes up in:", ""]
+            for place in places:
+                body = excerpt(place.text.replace("\n", " "), term, limit=220)
+                lines.append(f"- **{place.title}**: “{body}” {book.cite(place)}")
+            lines.append("")
+        if not book.citations:
+            return None
+        first = self.composer.by_id[book.citations[0].id]
+        return reply_from(
+            book,
+            "\n".join(lines).strip(),
+            kind=plan.kind,
+            element=plan.element or first.element,
+            tier=first.tier,
+        )
 
     def _refuse(self, plan: QueryPlan) -> Reply:
         reason = plan.refusal or "not_covered"
@@ -349,43 +490,105 @@ class Assistant:
             translated = self.query.rules.language_replies.get(plan.language or "")
             first = f"{translated}\n\n{first}" if translated else first
             return Reply(kind="out_of_scope", text=first)
-        lines = [first, "", "Questions I can answer from the toolkit:"]
-        lines += [f"- {q}" for q in SUGGESTED_START]
-        return Reply(kind="out_of_scope", text="\n".join(lines))
+        text = f"{first}\n\nThe suggestions below are questions the toolkit does answer."
+        return Reply(kind="out_of_scope", text=text)
 
-    def _next_steps(self, question: str, plan: QueryPlan, profile: Mapping[str, str]) -> Reply:
+    def _next_steps(
+        self, question: str, plan: QueryPlan, profile: Mapping[str, str], done: set[str]
+    ) -> Reply:
+        if not plan.element_keys:
+            return self._where_we_stand(question, plan, profile, done)
         tier = plan.tier or "essentials"
-        elements = plan.element_keys[:1] or list(ELEMENT_KEYS)
-        sections = []
+        element = plan.element_keys[0]
         vector = self.plan_vector(plan, question)
-        for element in elements:
-            element_tier = tier
-            if plan.tier is None:
-                element_tier = next_tier(profile[element]) if element in profile else "essentials"
-            sections.append(
-                (
-                    element,
-                    element_tier,
-                    self._fitting_resources(vector, element, element_tier),
-                )
-            )
+        sections = [(element, tier, self._fitting_resources(vector, element, tier))]
         reason = plan.tier_reason
-        if plan.tier is None:
-            reason = (
-                "No element named, so here is each element's next tier: the one after what your "
-                "profile marks complete, or The Essentials where it marks nothing."
-            )
-        tiers = {section[1] for section in sections}
-        text, book = self.composer.next_steps(sections, reason=reason)
+
+        def highlight(item: Passage) -> str | None:
+            return self.query.progress.best_line(item.id, self.vector(question))
+
+        text, book = self.composer.next_steps(
+            sections,
+            reason=reason,
+            done=done,
+            focus=self._pointed_at(plan, vector, element, tier),
+            highlight=highlight,
+            collapse=plan.tier_reason == NO_TIER_AFTER,
+        )
         documents = self._documents(question, plan)
         if documents:
             text = self.composer.documents(text, documents, question, book)
+        return reply_from(book, text, kind="next_steps", element=plan.element, tier=tier)
+
+    def _pointed_at(
+        self, plan: QueryPlan, vector: np.ndarray, element: str, tier: str
+    ) -> list[str]:
+        """The one item of the tier the question points at: the query stage's focus, or this
+        close to the question, and clearly closer than the tier's other items. A question
+        that only names the element and asks what is next points at none of them."""
+        items = [item.id for item in self.composer.items(element, tier)]
+        if len(items) < 2:
+            return []
+        sims = self.retriever.similarities(vector, items)
+        ranked = sorted(zip(sims, items, strict=True), reverse=True)
+        (best, top), (second, _) = ranked[0], ranked[1]
+        if best - second >= FOCUS_GAP and (top in plan.focus or best >= FOCUS_SIMILARITY):
+            return [top]
+        return []
+
+    def _where_we_stand(
+        self, question: str, plan: QueryPlan, profile: Mapping[str, str], done: set[str]
+    ) -> Reply:
+        """Every element's progress and next open items in one table, then one focus."""
+        rows = []
+        for element in ELEMENT_KEYS:
+            level = profile.get(element, "none")
+            tier = (
+                None
+                if level == TIER_KEYS[-1]
+                else TIER_KEYS[TIER_KEYS.index(level) + 1 if level in TIER_KEYS else 0]
+            )
+            items = self.composer.items(element, tier) if tier else []
+            rows.append(Standing(element=element, level=level, tier=tier, items=items, done=done))
+        table, book = self.composer.where_we_stand(rows)
+        known = bool(profile or done)
+        intro = (
+            "Where your plan stands on each element, from your profile, and what comes next:"
+            if known
+            else "Your profile marks nothing as done yet, so every element starts at The "
+            "Essentials. Tick what your plan already does in My plan for a closer answer."
+        )
+        lines = [intro, "", *table, ""]
+        focus = recommend(rows)
+        tiers = {row.tier for row in rows if row.tier}
+        if focus is None or focus.tier is None:
+            lines.append("Every element's three tiers are done.")
+            return reply_from(book, "\n".join(lines).strip(), kind="next_steps")
+        why = self.composer.by_id.get(f"{focus.element}.rationale.1") or self.composer.by_id.get(
+            f"{focus.element}.goal"
+        )
+        left = _plural(focus.remaining, "item")
+        lines.append(
+            f"**Suggested focus: {self.composer.name(focus.element)} › "
+            f"{TIER_NAMES[focus.tier]}**: the lowest tier still open, with {left} left."
+        )
+        if why is not None:
+            lines.append(f"> {excerpt(why.text.replace(chr(10), ' '), question)} {book.cite(why)}")
+        lines.append("")
+        vector = self.plan_vector(plan, question)
+        section = (
+            focus.element,
+            focus.tier,
+            self._fitting_resources(vector, focus.element, focus.tier),
+        )
+        text, book = self.composer.next_steps(
+            [section], reason="\n".join(lines).strip(), book=book, done=done
+        )
         return reply_from(
             book,
             text,
             kind="next_steps",
-            element=plan.element,
-            tier=tier if len(tiers) == 1 else None,
+            tier=focus.tier if len(tiers) == 1 else None,
         )
 
     def _documents(self, question: str, plan: QueryPlan) -> list[Passage]:
@@ -473,7 +676,10 @@ class Assistant:
             seen = {r.passage.id for r in reasons}
             chosen = reasons + [h for h in chosen if h.passage.id not in seen][:1]
         text, book = self.composer.quotes(
-            "From the toolkit:", [h.passage for h in chosen[:3]] + documents, question
+            "From the toolkit:",
+            [h.passage for h in chosen[:3]] + documents,
+            question,
+            highlight=lambda item: self.query.progress.best_line(item.id, self.vector(question)),
         )
         top = chosen[0].passage
         # The tier of an explanation is the tier of the action item it quotes first, if any.
@@ -486,24 +692,49 @@ class Assistant:
             tier=item.tier if item else top.tier,
         )
 
-    def _suggestions(self, plan: QueryPlan) -> list[str]:
+    def _suggestions(
+        self, plan: QueryPlan, profile: Mapping[str, str], done: set[str]
+    ) -> list[str]:
+        """Follow-ups that fit the turn and the profile (the caller drops any already asked)."""
         element = plan.element
         name = self.composer.name(element) if element else None
         out: list[str] = []
+        # The element the profile says is least far along, other than this turn's.
+        behind = sorted(
+            (e for e in ELEMENT_KEYS if e != element),
+            key=lambda e: (TIER_KEYS.index(profile[e]) + 1) if e in profile else 0,
+        )
         if plan.kind == "next_steps" and element:
             out.append("What resources go with this?")
             if plan.tier and plan.tier != "setting-the-standard":
                 out.append(f"What comes after {TIER_NAMES[plan.tier]}?")
-            other = ELEMENT_KEYS[(ELEMENT_KEYS.index(element) + 1) % len(ELEMENT_KEYS)]
-            out.append(f"What about {self.composer.name(other).lower()}?")
+            out.append(f"What about {self.composer.name(behind[0]).lower()}?")
+        elif plan.kind == "next_steps":
+            out.append("What resources go with this?")
+            out.append(f"What should we do next on {self.composer.name(behind[0]).lower()}?")
         elif plan.kind in ("explain", "resources") and name:
-            out.append(f"What should we do first on {name.lower()}?")
-            out.append(f"We've done the essentials on {name.lower()}. What's next?")
+            level = profile.get(element or "")
+            if level:
+                out.append(f"What should we do next on {name.lower()}?")
+            else:
+                out.append(f"What should we do first on {name.lower()}?")
+                out.append(f"We've done the essentials on {name.lower()}. What's next?")
+            out.append("What should we work on next?")
         elif plan.kind == "overview":
-            out += ["What are the three tiers?", SUGGESTED_START[0]]
+            out += ["What are the three tiers?", "What are the seven elements?", SUGGESTED_START[0]]
         else:
-            out += list(SUGGESTED_START[:2])
-        return out[:3]
+            out += list(SUGGESTED_START)
+        out += [q for q in SUGGESTED_START if q not in out]
+        return out
+
+
+def _said(text: str) -> str:
+    """A question folded for comparison: case, spacing and punctuation do not count."""
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 # Earlier name of the plan, kept for callers that import it.

@@ -178,7 +178,18 @@ class ProgressReader:
             if len(line.split()) >= 3
         ]
         self.owners = [n for n, _ in lines]
-        self.vectors = np.asarray(embed([text for _, text in lines]), dtype=np.float32)
+        self.lines = [text for _, text in lines]
+        self.vectors = np.asarray(embed(self.lines), dtype=np.float32)
+        self._by_item = {item.id: n for n, item in enumerate(self.items)}
+
+    def best_line(self, item_id: str, vector: np.ndarray) -> str | None:
+        """The line of an action item (its lead sentence or a sub-step) nearest to ``vector``."""
+        n = self._by_item.get(item_id)
+        rows = [k for k, owner in enumerate(self.owners) if owner == n]
+        if n is None or not rows:
+            return None
+        sims = self.vectors[rows] @ np.asarray(vector, dtype=np.float32)
+        return self.lines[rows[int(np.argmax(sims))]]
 
     def read(
         self, text: str, element: str | None, clause_vectors: np.ndarray | None = None

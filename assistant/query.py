@@ -130,8 +130,11 @@ class QueryStage:
         *,
         previous: QueryPlan | None = None,
         profile: Mapping[str, str] | None = None,
+        progress_known: bool = False,
     ) -> QueryPlan:
-        """Read ``text`` (already cleaned) whose embedding is ``vector``."""
+        """Read ``text`` (already cleaned) whose embedding is ``vector``; ``progress_known``:
+        the caller knows which items are done (an unsure next-steps question then gets every
+        element's standing, as with a profile of several elements)."""
         profile = profile or {}
         if not text:
             return refusal_plan("empty")
@@ -213,7 +216,7 @@ class QueryStage:
         unsure = None
         if (
             kind == "next_steps"
-            and len(profile) > 1
+            and (len(profile) > 1 or progress_known)
             and elements
             and elements[0].score < SURE_ELEMENT
         ):
@@ -412,9 +415,12 @@ class QueryStage:
 _LEAD = "You asked how to lead the field: this is the toolkit's highest tier."
 
 
+NO_TIER_AFTER = "Setting the Standard is the toolkit's highest tier; there is no tier after it."
+
+
 def _after(tier: str) -> str:
     if tier == "setting-the-standard":
-        return "Setting the Standard is the toolkit's highest tier; there is no tier after it."
+        return NO_TIER_AFTER
     return f"The tier after {TIER_NAMES[tier]}, as you asked."
 
 

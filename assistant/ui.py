@@ -174,7 +174,7 @@ def build_ui(settings: Settings, bot_or_error: Assistant | AssistantError) -> gr
                 "*Develop a Plan*, for health-plan champions and their teams. "
                 "Please leave out any member's personal or health details."
             )
-        with gr.Tabs(selected="chat") as tabs:
+        with gr.Tabs(selected="chat", overflow_behavior="wrap") as tabs:
             with gr.Tab("Chat", id="chat", elem_id="pg-tab-chat"):
                 _tab_heading("Chat")
                 chat = build_chat_panel(settings, holder, toolkit, toolkit_error)

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import gradio as gr
 
 from assistant.config import TIER_KEYS
+from assistant.glossary import Glossary
+from assistant.passages import toolkit_passages
 from assistant.toolkit import TIER_NAMES, Element, Resource, Toolkit
-from assistant.ui_render import escape_html, item_text_markdown
+from assistant.ui_render import escape_html, item_text_markdown, plain_text_markdown
 
 GRID_HINT = "Select a cell of the grid to see its action items and the element's resources."
 
@@ -55,7 +57,11 @@ def cell_markdown(toolkit: Toolkit, element_key: str, tier: str) -> str:
 
 
 def build_toolkit_tab(toolkit: Toolkit) -> gr.Markdown:
-    """The 7 × 3 grid of elements and tiers; a selected cell fills the detail panel below."""
+    """The 7 × 3 grid of elements and tiers; a selected cell fills the detail panel below.
+
+    On a phone the grid has no room for columns: each element becomes a card and each cell
+    shows its tier's name beside it (``pg-cell-tier``, hidden on wider screens).
+    """
     gr.Markdown(
         "Seven elements, each with three tiers: **The Essentials** for plans starting out, "
         "**Progressing Further** once the basics are covered, **Setting the Standard** for "
@@ -71,6 +77,7 @@ def build_toolkit_tab(toolkit: Toolkit) -> gr.Markdown:
             with gr.Row(equal_height=True, elem_classes="pg-grid-row"):
                 gr.Markdown(f"**{element.number}. {element.name}**", elem_classes="pg-grid-label")
                 for tier in TIER_KEYS:
+                    gr.Markdown(TIER_NAMES[tier], elem_classes="pg-cell-tier")
                     count = len(element.tier_items(tier))
                     button = gr.Button(
                         f"{count} action item{'s' if count != 1 else ''}",
@@ -98,7 +105,26 @@ def build_toolkit_tab(toolkit: Toolkit) -> gr.Markdown:
             api_visibility="private",
             queue=False,
         )
+    with gr.Accordion("Glossary: the terms the toolkit defines", open=False, elem_id="pg-glossary"):
+        gr.Markdown(glossary_markdown(toolkit), elem_id="pg-glossary-text")
     return detail
+
+
+def glossary_markdown(toolkit: Toolkit) -> str:
+    """The toolkit's own definitions, A to Z, each quoted with the id of its passage."""
+    glossary = Glossary.from_toolkit(toolkit, toolkit_passages(toolkit))
+    lines = [
+        "Terms the toolkit itself defines, in its own words, each with the passage it comes "
+        "from. The toolkit uses other terms, such as *palliative care* and *hospice*, without "
+        "defining them: ask the chat where they come up.",
+        "",
+    ]
+    for entry in sorted(glossary.entries, key=lambda e: e.term.lower()):
+        lines.append(
+            f"- **{plain_text_markdown(entry.term)}**: “{plain_text_markdown(entry.definition)}” "
+            f"`{entry.passage_id}`"
+        )
+    return "\n".join(lines)
 
 
 def tour_questions(element: Element) -> list[str]:
@@ -155,7 +181,7 @@ def build_onboarding_tab(toolkit: Toolkit) -> Tour:
             gr.Button(question, size="sm", elem_classes="pg-ask", elem_id=f"pg-tour-ask-{n}")
             for n, question in enumerate(first)
         ]
-    with gr.Row():
+    with gr.Row(elem_id="pg-tour-nav"):
         previous = gr.Button("← Previous", interactive=False, elem_id="pg-tour-prev")
         position = gr.Markdown(f"Step 1 of {total}", elem_classes="pg-tour-position")
         following = gr.Button("Next →", variant="primary", elem_id="pg-tour-next")

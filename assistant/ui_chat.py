@@ -26,6 +26,7 @@ from assistant.downloads import Downloads, browser_token, downloads_for
 from assistant.errors import AssistantError, public_message
 from assistant.feedback import MAX_COMMENT_CHARS, FeedbackStore
 from assistant.plan import ProfileState
+from assistant.schema import Reply
 from assistant.toolkit import TIER_NAMES, Toolkit
 from assistant.ui_render import (
     PASSAGE_HINT,
@@ -165,22 +166,39 @@ def question_problem(question: str, settings: Settings) -> str | None:
 
 
 def profile_line(toolkit: Toolkit | None, stored: Any) -> str:
-    """One line under the chat saying which profile the answers use."""
+    """One line under the chat saying which profile the answers use, item by item."""
     if toolkit is None:
         return ""
     state = ProfileState.from_stored(stored)
-    profile = state.profile(toolkit)
-    done = [
-        f"{toolkit.element(key).name}: {TIER_NAMES[level]}"
-        for key, level in profile.items()
-        if level != "none"
-    ]
+    profile, progress = state.profile(toolkit), state.progress(toolkit)
+    done = []
+    for element in toolkit.elements:
+        level, step = profile[element.key], progress[element.key]
+        if level == "none" and not step.done:
+            continue
+        if step.tier is None:
+            done.append(f"{element.name}: all three tiers done")
+        elif level == "none":
+            done.append(f"{element.name}: {step.text}")
+        else:
+            done.append(f"{element.name}: {TIER_NAMES[level]} completed, {step.text}")
     if not done:
         return (
             "Answers assume your plan is starting out on every element. Tick what you have done "
-            "under **My plan** to get the next steps that fit."
+            "under **My plan**, or mark items done in an answer, to get the next steps that fit."
         )
-    return "Answers use your plan profile (completed tiers): " + "; ".join(done) + "."
+    return "Answers use your plan profile: " + "; ".join(done) + "."
+
+
+def done_choices(reply: Reply) -> list[tuple[str, str]]:
+    """The action items an answer cites, as (label, id) choices for "mark done"."""
+    out = []
+    for citation in reply.citations:
+        if citation.kind == "action_item" and citation.tier:
+            lead = citation.text.split("\n", 1)[0]
+            lead = lead if len(lead) <= 110 else lead[:110].rsplit(" ", 1)[0] + " …"
+            out.append((f"{lead} ({TIER_NAMES.get(citation.tier, citation.tier)})", citation.id))
+    return out
 
 
 @dataclass
@@ -201,6 +219,7 @@ class ChatPanel:
     save_comment: gr.Button
     export: gr.Button
     export_file: gr.HTML
+    mark_done: gr.CheckboxGroup
     new_chat: gr.Button
     cite_key: gr.Textbox
     cite_open: gr.Button
@@ -232,6 +251,7 @@ def build_chat_panel(
                 elem_id="pg-chat",
                 height=520,
                 layout="panel",
+                autoscroll=False,  # the page script shows each new answer from its start
                 sanitize_html=True,
                 render_markdown=True,
                 allow_tags=False,
@@ -262,6 +282,12 @@ def build_chat_panel(
                     gr.Button(q, size="sm", elem_classes="pg-suggestion", elem_id=f"pg-suggest-{n}")
                     for n, q in enumerate(STARTER_QUESTIONS)
                 ]
+            mark_done = gr.CheckboxGroup(
+                label="Already done? Tick the items of this answer your plan does: My plan updates",
+                choices=[],
+                visible=False,
+                elem_id="pg-mark-done",
+            )
             with gr.Group(visible=False, elem_id="pg-feedback") as feedback_box:
                 feedback_note = gr.Markdown(elem_id="pg-feedback-note")
                 with gr.Row(equal_height=True):
@@ -304,6 +330,7 @@ def build_chat_panel(
         save_comment=save_comment,
         export=export,
         export_file=export_file,
+        mark_done=mark_done,
         new_chat=new_chat,
         cite_key=cite_key,
         cite_open=cite_open,
@@ -335,9 +362,11 @@ def wire_chat(
         history = convo.messages  # the chat as shown: this session's, from server memory
         keep = gr.update()
 
-        def shown(box: Any, suggestions: list[Any], notice: Any = keep) -> tuple[Any, ...]:
-            # chatbot, question box, turns, suggestions, feedback box (hidden), notice
-            return (history, box, convo, *suggestions, gr.update(visible=False), notice)
+        def shown(
+            box: Any, suggestions: list[Any], notice: Any = keep, done: Any = keep
+        ) -> tuple[Any, ...]:
+            # chatbot, question box, turns, suggestions, feedback box (hidden), notice, done box
+            return (history, box, convo, *suggestions, gr.update(visible=False), notice, done)
 
         busy = [gr.update(visible=False) for _ in suggestion_outputs]
         starters = suggestion_updates("Try asking", list(STARTER_QUESTIONS))
@@ -347,7 +376,9 @@ def wire_chat(
         # The session id exists before any answer can be rated, so concurrent thumbs on one
         # conversation never make ids of their own.
         convo.ensure_session()
-        profile = ProfileState.from_stored(stored).profile(toolkit) if toolkit else {}
+        state = ProfileState.from_stored(stored)
+        profile = state.profile(toolkit) if toolkit else {}
+        checked = sorted(state.checked_in(toolkit)) if toolkit else []
         problem = question_problem(question, settings)
         if problem:
             cut = question[:200] + "…"
@@ -366,7 +397,12 @@ def wire_chat(
         turn = len(convo.turns)
         try:
             bot = holder.get()
-            reply = bot.ask(question, history=[t.question for t in convo.turns], profile=profile)
+            reply = bot.ask(
+                question,
+                history=[t.question for t in convo.turns],
+                profile=profile,
+                done_items=checked,
+            )
         except AssistantError as exc:
             message = public_message(exc)
             history[-1] = {
@@ -390,7 +426,13 @@ def wire_chat(
             if reply.alternatives
             else suggestion_updates("Follow up", reply.suggestions)
         )
-        yield shown("", follow_ups, notice=gr.update(visible=False))
+        choices = done_choices(reply) if toolkit else []
+        done_box = gr.update(
+            choices=choices,
+            value=[item_id for _, item_id in choices if item_id in checked],
+            visible=bool(choices),
+        )
+        yield shown("", follow_ups, notice=gr.update(visible=False), done=done_box)
 
     respond_inputs = [chat.question, chat.convo, profile_state]
     respond_outputs = [
@@ -400,6 +442,7 @@ def wire_chat(
         *suggestion_outputs,
         chat.feedback_box,
         chat.notice,
+        chat.mark_done,
     ]
     chat.respond_event = {
         "fn": respond,
@@ -419,6 +462,25 @@ def wire_chat(
         button.click(
             lambda q: q, button, chat.question, api_visibility="private", queue=False
         ).then(**chat.respond_event)
+
+    def mark_done(ticked: Any, convo: Conversation, stored: Any) -> Any:
+        # Only the items the last answer offers change: ticks elsewhere in the profile stay.
+        last = next((t.reply for t in reversed(convo.turns) if t.reply is not None), None)
+        if last is None or toolkit is None:
+            return gr.skip()
+        offered = {item_id for _, item_id in done_choices(last)}
+        chosen = {i for i in (ticked if isinstance(ticked, list) else []) if i in offered}
+        state = ProfileState.from_stored(stored)
+        checked = sorted((set(state.checked) - offered) | chosen)
+        return state.model_copy(update={"checked": checked}).model_dump()
+
+    chat.mark_done.input(
+        mark_done,
+        [chat.mark_done, chat.convo, profile_state],
+        profile_state,
+        api_visibility="private",
+        queue=False,
+    )
 
     def open_citation(key: str, convo: Conversation) -> str:
         citation = find_citation(convo.turns, key)
@@ -531,6 +593,7 @@ def wire_chat(
             gr.update(visible=False),
             gr.update(value=None, visible=False),
             *suggestion_updates("Try asking", list(STARTER_QUESTIONS)),
+            gr.update(choices=[], value=[], visible=False),
         ]
 
     # The chatbot's own trash button clears the messages; the turns must go with them.
@@ -545,6 +608,7 @@ def wire_chat(
             chat.feedback_box,
             chat.export_file,
             *suggestion_outputs,
+            chat.mark_done,
         ],
         api_visibility="private",
         queue=False,

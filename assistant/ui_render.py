@@ -124,10 +124,22 @@ def sources_markdown(citations: list[Citation], turn: int, toolkit: Toolkit | No
     return "\n".join(lines)
 
 
+# The composer's own folds ("the rest of this tier"): a line of their own, a plain summary.
+_FOLD_OPEN = re.compile(r"^&lt;details>&lt;summary>([^<>&\n]{1,160})&lt;/summary>$", re.MULTILINE)
+_FOLD_CLOSE = re.compile(r"^&lt;/details>$", re.MULTILINE)
+
+
+def unfold_markers(text: str) -> str:
+    """After ``safe_reply_text``: the composer's fold lines become a disclosure again (the
+    only HTML a reply carries; a tag anywhere else stays escaped)."""
+    text = _FOLD_OPEN.sub(r"<details><summary>\1</summary>", text)
+    return _FOLD_CLOSE.sub("</details>", text)
+
+
 def reply_markdown(reply: Reply, turn: int, toolkit: Toolkit | None = None) -> str:
     """The chat message for a reply: text with clickable markers, notes, then the sources."""
     markers = {c.marker for c in reply.citations}
-    parts = [link_markers(safe_reply_text(reply.text), turn, markers)]
+    parts = [link_markers(unfold_markers(safe_reply_text(reply.text)), turn, markers)]
     parts += [f"*{safe_reply_text(note)}*" for note in reply.notes]
     if reply.citations:
         parts.append(sources_markdown(reply.citations, turn, toolkit))

@@ -364,3 +364,63 @@ def test_html_in_a_question_is_shown_as_text(page: Any) -> None:
     assert page.evaluate("window.pwned") is None
     user = page.locator("#pg-chat [data-testid='user']").last.inner_text()
     assert '<img src=x onerror="window.pwned=1">' in user
+
+
+def test_mark_items_done_from_an_answer_and_my_plan_follows(page: Any) -> None:
+    ask(page, NEXT_ON_EQUITY, 0)
+    boxes = page.locator("#pg-mark-done input[type=checkbox]")
+    boxes.first.wait_for()
+    assert boxes.count() == 3
+    boxes.first.check()
+    page.locator("#pg-profile-line").get_by_text("1 of 3 The Essentials items done").wait_for()
+    page.get_by_role("tab", name="My plan").click()
+    open_section(page, "equity")
+    page.wait_for_function(
+        "document.querySelectorAll('#pg-check-equity-essentials input:checked').length === 1"
+    )
+    page.locator("#pg-profile-summary").get_by_text("1 of 3").wait_for()
+    page.get_by_role("tab", name="Chat").click()
+    ask(page, "What's next on equity?", 1)
+    reply = bot_text(page)
+    assert "Already done" in reply and "1 of 3 The Essentials items done" in reply
+
+
+def test_the_item_asked_about_comes_first_and_the_answer_opens_at_its_start(page: Any) -> None:
+    ask(page, "What resources help with equity?", 0)
+    ask(page, "How should we pay for initial assessments?", 1)
+    last = page.locator("#pg-chat [data-testid='bot']").last
+    fold = last.locator("details")
+    assert fold.count() == 1 and fold.get_attribute("open") is None
+    assert "The rest of The Essentials" in fold.locator("summary").inner_text()
+    assert last.get_by_text("Most relevant to your question").is_visible()
+    folded = fold.locator("strong", has_text="Adopt a bundled payment model")
+    assert not folded.is_visible()
+    fold.locator("summary").click()
+    folded.wait_for()
+    # the chat shows the new answer from its start, not its sources list at the bottom
+    ask(page, "What should we do next on quality?", 2)
+    page.wait_for_timeout(700)
+    top = page.locator("#pg-chat [data-testid='bot']").last.bounding_box()
+    chat = page.locator("#pg-chat").bounding_box()
+    assert chat["y"] - 2 <= top["y"] <= chat["y"] + 60, (top, chat)
+
+
+def test_a_glossary_of_the_toolkits_own_definitions(page: Any) -> None:
+    page.get_by_role("tab", name="Toolkit").click()
+    page.click("#pg-glossary .label-wrap")
+    glossary = page.locator("#pg-glossary-text")
+    glossary.get_by_text("Bundled payment model").wait_for()
+    text = glossary.inner_text()
+    assert "payment.rationale.1" in text and "quality.essentials.1" in text
+    assert "does not" not in text.lower() or "without defining" in text
+
+
+def test_a_refusal_offers_clickable_suggestions(page: Any) -> None:
+    page.fill("#pg-question textarea", "What's the capital of France?")
+    page.click("#pg-send")
+    page.locator("#pg-chat [data-testid='bot']").get_by_text("suggestions below").wait_for()
+    first = page.locator("#pg-suggestions button:visible").first
+    question = first.inner_text()
+    first.click()
+    page.wait_for_selector('#pg-chat a[href="#cite-1-1"]')
+    assert question in page.locator("#pg-chat [data-testid='user']").last.inner_text()

@@ -256,7 +256,7 @@ def test_unsure_element_with_a_profile_answers_every_element_and_offers_the_gues
         "What should we work on next?", profile={"payment": "essentials", "quality": "essentials"}
     )
     assert reply.kind == "next_steps" and reply.element is None
-    assert "### Payment › Progressing Further" in reply.text
+    assert "| Payment | The Essentials | Progressing Further" in reply.text
 
 
 def test_alternative_questions_read_as_what_they_offer(bot: Assistant) -> None:
