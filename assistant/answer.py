@@ -185,9 +185,10 @@ class Composer:
             lines.append(f"- {lead} {marker}")
             for step in steps:
                 step = step.strip()
-                shown = (
-                    f"**{step}** ← *closest to your question*" if best and best in step else step
-                )
+                bullet, body = ("- ", step[2:]) if step.startswith("- ") else ("", step)
+                shown = step
+                if best and best in body:
+                    shown = f"{bullet}**{body}** ← *closest to your question*"
                 lines.append(f"    {shown} {marker}")
         return lines
 

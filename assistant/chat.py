@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
@@ -23,6 +23,7 @@ from assistant.answer import CitationBook, Composer, Standing, excerpt, recommen
 from assistant.config import ELEMENT_KEYS, OVERVIEW_FILE, TIER_KEYS, TOOLKIT_FILE, Settings
 from assistant.errors import InvalidInput
 from assistant.glossary import Glossary
+from assistant.lexical import tokens
 from assistant.progress import account_clauses
 from assistant.query import NO_TIER_AFTER, QueryPlan, QueryStage, refusal_plan
 from assistant.retrieval import Boost, Filters, Hit, HybridRetriever
@@ -68,6 +69,8 @@ _REFUSALS = {
 # one item ("how should we pay for initial assessments?") are 0.14-0.28 ahead.
 FOCUS_SIMILARITY = 0.45
 FOCUS_GAP = 0.1
+# A question word found in at most this many toolkit passages singles out the lines using it.
+RARE_PASSAGES = 3
 # Replays of recent turns, keyed by the turns and the profile: a session re-sends its history.
 _PLAN_CACHE_SIZE = 2048
 
@@ -145,6 +148,7 @@ class Assistant:
         self.composer = Composer(passages=passages, element_names=names)
         self._toolkit: Any = None
         self._glossary: Glossary | None = None
+        self._document_counts: Counter[str] | None = None
         self.opened: tuple[str, str] = ("", "")  # the index version this assistant answers from
         self._plans: OrderedDict[tuple[Any, ...], QueryPlan] = OrderedDict()
 
@@ -505,7 +509,9 @@ class Assistant:
         reason = plan.tier_reason
 
         def highlight(item: Passage) -> str | None:
-            return self.query.progress.best_line(item.id, self.vector(question))
+            lines = [line for pid, line in self._rare_lines(plan.question, element, tier)]
+            own = [line for line in lines if line in item.text]
+            return own[0] if own else self.query.progress.best_line(item.id, self.vector(question))
 
         text, book = self.composer.next_steps(
             sections,
@@ -529,12 +535,32 @@ class Assistant:
         items = [item.id for item in self.composer.items(element, tier)]
         if len(items) < 2:
             return []
+        by_words = {pid for pid, _ in self._rare_lines(plan.question, element, tier)}
+        if len(by_words) == 1:
+            return list(by_words)
         sims = self.retriever.similarities(vector, items)
         ranked = sorted(zip(sims, items, strict=True), reverse=True)
         (best, top), (second, _) = ranked[0], ranked[1]
         if best - second >= FOCUS_GAP and (top in plan.focus or best >= FOCUS_SIMILARITY):
             return [top]
         return []
+
+    def _rare_lines(self, question: str, element: str, tier: str) -> list[tuple[str, str]]:
+        """(item id, line) of the tier's lines that share a rare word with the question: a
+        word found in at most ``RARE_PASSAGES`` toolkit passages ("oncologists", "respite"),
+        not one the whole element uses ("caregiver")."""
+        if self._document_counts is None:
+            self._document_counts = Counter(
+                word for p in self.composer.by_id.values() for word in set(tokens(p.text))
+            )
+        counts = self._document_counts
+        rare = {w for w in tokens(question) if 0 < counts.get(w, 0) <= RARE_PASSAGES}
+        found = []
+        for item in self.composer.items(element, tier):
+            for line in item.text.split("\n"):
+                if rare & set(tokens(line)):
+                    found.append((item.id, line.strip(" -*•\t")))
+        return found
 
     def _where_we_stand(
         self, question: str, plan: QueryPlan, profile: Mapping[str, str], done: set[str]

@@ -201,8 +201,15 @@ class QueryStage:
             joint_vector = _joint(self._vector_of(carried), vector)
             if far:
                 elements = list(carried.elements)
-            elif not elements or _weak(element_scores):
-                # The element of both turns together ("...for equity? What comes after that?").
+            elif (
+                not elements
+                or _weak(element_scores)
+                or self.rules.refers_back(text)
+                or self.rules.asks_after(text)
+            ):
+                # The element of both turns together ("...for equity? What comes after that?"):
+                # also when the follow-up points back at the earlier answer ("those") or asks
+                # for the tier after it, whatever its own words suggest on their own.
                 joint = self.featurizer.features(
                     joint_vector[None, :], texts=[joint_text], rules=self.rules
                 )
