@@ -138,12 +138,12 @@ class Composer:
                 lines.append("**Most relevant to your question**")
                 lines += self._item_lines(element, first, book, highlight=highlight)
                 lines += _folded(
-                    f"The rest of {TIER_NAMES[tier]} ({_count(len(rest))})",
+                    f"The rest of {TIER_NAMES[tier]} ({item_count(len(rest))})",
                     self._item_lines(element, rest, book),
                 )
             elif collapse and open_items:
                 lines += _folded(
-                    f"{TIER_NAMES[tier]} ({_count(len(open_items))})",
+                    f"{TIER_NAMES[tier]} ({item_count(len(open_items))})",
                     self._item_lines(element, open_items, book),
                 )
             else:
@@ -328,7 +328,7 @@ def recommend(rows: Sequence[Standing]) -> Standing | None:
     return min(open_rows, key=lambda row: (TIER_KEYS.index(row.tier or ""), row.remaining))
 
 
-def _count(n: int) -> str:
+def item_count(n: int) -> str:
     return f"{n} item{'s' if n != 1 else ''}"
 
 

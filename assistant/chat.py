@@ -19,11 +19,20 @@ from typing import Any
 
 import numpy as np
 
-from assistant.answer import CitationBook, Composer, Standing, excerpt, recommend, reply_from
+from assistant.answer import (
+    CitationBook,
+    Composer,
+    Standing,
+    excerpt,
+    item_count,
+    recommend,
+    reply_from,
+)
 from assistant.config import ELEMENT_KEYS, OVERVIEW_FILE, TIER_KEYS, TOOLKIT_FILE, Settings
 from assistant.errors import InvalidInput
 from assistant.glossary import Glossary
 from assistant.lexical import tokens
+from assistant.plan import NONE, completed_level, next_tier, tier_progress
 from assistant.progress import account_clauses
 from assistant.query import NO_TIER_AFTER, QueryPlan, QueryStage, refusal_plan
 from assistant.retrieval import Boost, Filters, Hit, HybridRetriever
@@ -331,7 +340,8 @@ class Assistant:
             raise InvalidInput("history must be a list of earlier questions (text), oldest first.")
         text, notes = clean_question(question, self.settings.max_question_chars)
         done = check_done(done_items, self._item_ids)
-        clean_profile = {**self._levels(done), **check_profile(profile)}
+        explicit = check_profile(profile)
+        clean_profile = {**self._levels(done), **explicit}
         self.retriever.take_problem()  # a problem of an earlier turn is not this one's
         plan = self.plan(
             text,
@@ -340,7 +350,7 @@ class Assistant:
             previous=previous,
             progress_known=bool(done),
         )
-        if done and plan.kind == "next_steps" and plan.element not in check_profile(profile):
+        if done and plan.kind == "next_steps" and plan.element not in explicit:
             self._working_tier(text, plan, done)
         reply = self._compose(text, plan, clean_profile, done)
         problem = self.retriever.take_problem()
@@ -370,19 +380,16 @@ class Assistant:
             or (plan.progress is not None and plan.progress.matches)
         ):
             return
-        tiers = [(tier, self.composer.items(element, tier)) for tier in TIER_KEYS]
-        if not any(item.id in done for _, items in tiers for item in items):
+        toolkit_element = self.toolkit.element(element)
+        if not any(item.id in done for item in toolkit_element.items):
             return
-        for tier, items in tiers:
-            left = [item for item in items if item.id not in done]
-            if left:
-                plan.tier, plan.known_tier = tier, True
-                plan.tier_reason = (
-                    f"Your plan has {len(items) - len(left)} of {len(items)} "
-                    f"{TIER_NAMES[tier]} items done for {self.composer.name(element)}: here is "
-                    "what is left in that tier."
-                )
-                return
+        step = tier_progress(toolkit_element, completed_level(toolkit_element, done), done)
+        if step.tier is not None:
+            plan.tier, plan.known_tier = step.tier, True
+            plan.tier_reason = (
+                f"Your plan has {step.text} for {self.composer.name(element)}: here is what is "
+                "left in that tier."
+            )
 
     @property
     def _item_ids(self) -> set[str]:
@@ -390,17 +397,8 @@ class Assistant:
 
     def _levels(self, done: set[str]) -> dict[str, str]:
         """Element -> highest tier whose items, and those below, are all in ``done``."""
-        levels = {}
-        for element in ELEMENT_KEYS:
-            level = None
-            for tier in TIER_KEYS:
-                items = self.composer.items(element, tier)
-                if not items or any(item.id not in done for item in items):
-                    break
-                level = tier
-            if level:
-                levels[element] = level
-        return levels
+        levels = {e.key: completed_level(e, done) for e in self.toolkit.elements}
+        return {key: level for key, level in levels.items() if level != NONE}
 
     # -- composing ------------------------------------------------------------------------------------
     def _search(
@@ -508,16 +506,17 @@ class Assistant:
         sections = [(element, tier, self._fitting_resources(vector, element, tier))]
         reason = plan.tier_reason
 
+        rare = self._rare_lines(plan.question, element, tier)
+
         def highlight(item: Passage) -> str | None:
-            lines = [line for pid, line in self._rare_lines(plan.question, element, tier)]
-            own = [line for line in lines if line in item.text]
+            own = [line for pid, line in rare if pid == item.id]
             return own[0] if own else self.query.progress.best_line(item.id, self.vector(question))
 
         text, book = self.composer.next_steps(
             sections,
             reason=reason,
             done=done,
-            focus=self._pointed_at(plan, vector, element, tier),
+            focus=self._pointed_at(plan, vector, element, tier, rare),
             highlight=highlight,
             collapse=plan.tier_reason == NO_TIER_AFTER,
         )
@@ -527,7 +526,12 @@ class Assistant:
         return reply_from(book, text, kind="next_steps", element=plan.element, tier=tier)
 
     def _pointed_at(
-        self, plan: QueryPlan, vector: np.ndarray, element: str, tier: str
+        self,
+        plan: QueryPlan,
+        vector: np.ndarray,
+        element: str,
+        tier: str,
+        rare: list[tuple[str, str]],
     ) -> list[str]:
         """The one item of the tier the question points at: the query stage's focus, or this
         close to the question, and clearly closer than the tier's other items. A question
@@ -535,7 +539,7 @@ class Assistant:
         items = [item.id for item in self.composer.items(element, tier)]
         if len(items) < 2:
             return []
-        by_words = {pid for pid, _ in self._rare_lines(plan.question, element, tier)}
+        by_words = {pid for pid, _ in rare}  # the tier's lines sharing a rare word
         if len(by_words) == 1:
             return list(by_words)
         sims = self.retriever.similarities(vector, items)
@@ -568,12 +572,8 @@ class Assistant:
         """Every element's progress and next open items in one table, then one focus."""
         rows = []
         for element in ELEMENT_KEYS:
-            level = profile.get(element, "none")
-            tier = (
-                None
-                if level == TIER_KEYS[-1]
-                else TIER_KEYS[TIER_KEYS.index(level) + 1 if level in TIER_KEYS else 0]
-            )
+            level = profile.get(element, NONE)
+            tier = next_tier(level)
             items = self.composer.items(element, tier) if tier else []
             rows.append(Standing(element=element, level=level, tier=tier, items=items, done=done))
         table, book = self.composer.where_we_stand(rows)
@@ -593,7 +593,7 @@ class Assistant:
         why = self.composer.by_id.get(f"{focus.element}.rationale.1") or self.composer.by_id.get(
             f"{focus.element}.goal"
         )
-        left = _plural(focus.remaining, "item")
+        left = item_count(focus.remaining)
         lines.append(
             f"**Suggested focus: {self.composer.name(focus.element)} › "
             f"{TIER_NAMES[focus.tier]}**: the lowest tier still open, with {left} left."
@@ -757,10 +757,6 @@ class Assistant:
 def _said(text: str) -> str:
     """A question folded for comparison: case, spacing and punctuation do not count."""
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 # Earlier name of the plan, kept for callers that import it.

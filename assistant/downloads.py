@@ -33,6 +33,8 @@ from assistant.config import Settings
 COOKIE = "plan-guide-browser"
 ROUTE = "downloads"
 _OWNER = ".owner"
+NO_BROWSER = "Downloads open in the browser that made them: reload the page and try again."
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,64}")  # what ``secrets.token_urlsafe(32)`` gives
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
 _PATH = re.compile(rf"^/{ROUTE}/([0-9a-f]{{32}})/([^/]+)$")
 
@@ -68,7 +70,7 @@ def cookie_token(headers: list[tuple[bytes, bytes]]) -> str | None:
         except Exception:  # noqa: BLE001 - a malformed cookie header is no token
             return None
         morsel = jar.get(COOKIE)
-        if morsel and re.fullmatch(r"[A-Za-z0-9_-]{32,64}", morsel.value):
+        if morsel and _TOKEN.fullmatch(morsel.value):
             return morsel.value
     return None
 
@@ -77,9 +79,7 @@ def browser_token(request: Any) -> str | None:
     """The browser token of a Gradio request (``gr.Request``), or None (an API client)."""
     cookies: Any = getattr(request, "cookies", None)  # a dict, or Gradio's dict-like ``Obj``
     token = cookies.get(COOKIE) if hasattr(cookies, "get") else None
-    return (
-        token if isinstance(token, str) and re.fullmatch(r"[A-Za-z0-9_-]{32,64}", token) else None
-    )
+    return token if isinstance(token, str) and _TOKEN.fullmatch(token) else None
 
 
 def downloads_for(settings: Settings) -> Downloads:
@@ -128,6 +128,12 @@ class Downloads:
             path.chmod(0o600)
             links.append((name, f"{ROUTE}/{folder.name}/{name}"))
         return Saved(folder=str(folder), links=links)
+
+    def save_for(self, request: Any, files: dict[str, bytes]) -> Saved | None:
+        """``save`` for the browser behind a Gradio request; None when it sent no token (an
+        API client, or a page loaded before the cookie was set): say ``NO_BROWSER``."""
+        token = browser_token(request)
+        return None if token is None else self.save(token, files)
 
     def find(self, token: str | None, folder: str, name: str) -> Path | None:
         """The file, if it exists, is fresh and belongs to ``token``; else None."""

@@ -164,7 +164,8 @@ def build_ui(settings: Settings, bot_or_error: Assistant | AssistantError) -> gr
     with gr.Blocks(
         title="Plan Guide",
         analytics_enabled=False,
-        # Gradio's copies of downloads: checked and deleted as often as they expire.
+        # Anything Gradio itself caches (downloads go through ``downloads.py``, not Gradio):
+        # checked and deleted as often as a download expires.
         delete_cache=(int(settings.download_ttl_seconds), int(settings.download_ttl_seconds)),
     ) as demo:
         profile_state = profile_browser_state(storage_secret(settings))
@@ -460,7 +461,7 @@ def open_assistant(settings: Settings) -> Assistant | AssistantError:
 
 
 def _private_file_cache(settings: Settings) -> None:
-    """Gradio serves downloads from copies in its cache folder: keep that folder in the data
+    """Gradio keeps copies of files it serves in its cache folder: keep that folder in the data
     folder, readable by this process's user only (not in a /tmp folder open to all)."""
     if "GRADIO_TEMP_DIR" in os.environ:
         return

@@ -22,7 +22,7 @@ import gradio as gr
 from pydantic import BaseModel, Field
 
 from assistant.config import Settings
-from assistant.downloads import Downloads, browser_token, downloads_for
+from assistant.downloads import NO_BROWSER, Downloads, downloads_for
 from assistant.errors import AssistantError, public_message
 from assistant.feedback import MAX_COMMENT_CHARS, FeedbackStore
 from assistant.plan import ProfileState
@@ -572,12 +572,11 @@ def wire_chat(
         if not convo.turns:
             gr.Info("Ask a question first: there is nothing to export yet.")
             return gr.update(visible=False)
-        token = browser_token(request)
-        if token is None:
-            gr.Warning("Exports open in the browser that made them: reload the page and retry.")
-            return gr.update(visible=False)
         name = f"plan-guide-conversation-{time.strftime('%Y%m%d-%H%M')}.md"
-        saved = downloads.save(token, {name: conversation_markdown(convo.turns).encode()})
+        saved = downloads.save_for(request, {name: conversation_markdown(convo.turns).encode()})
+        if saved is None:
+            gr.Warning(NO_BROWSER)
+            return gr.update(visible=False)
         convo.exports.append(saved.folder)
         return gr.update(
             value=saved.html("Conversation (Markdown), for this browser only:"), visible=True

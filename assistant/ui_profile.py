@@ -16,7 +16,7 @@ from typing import Any
 import gradio as gr
 
 from assistant.config import TIER_KEYS
-from assistant.downloads import Downloads, browser_token
+from assistant.downloads import NO_BROWSER, Downloads
 from assistant.plan import (
     AUTO,
     DEFAULT_TITLE,
@@ -83,8 +83,13 @@ class ProfileUI:
 def state_from_inputs(toolkit: Toolkit, values: list[Any]) -> ProfileState:
     """Checkbox groups (element-major, tier-minor), one dropdown per element, the plan name."""
     count = len(toolkit.elements) * len(TIER_KEYS)
-    groups, dropdowns = values[:count], values[count : count + len(toolkit.elements)]
-    name = values[count + len(toolkit.elements)] if len(values) > count + len(dropdowns) else ""
+    elements = len(toolkit.elements)
+    groups, dropdowns, rest = (
+        values[:count],
+        values[count : count + elements],
+        values[count + elements :],
+    )
+    name = rest[0] if rest else ""
     checked = sorted({item_id for group in groups for item_id in (group or [])})
     overrides = {
         element.key: value
@@ -218,11 +223,10 @@ def build_profile_tab(toolkit: Toolkit, state: gr.BrowserState, downloads: Downl
         typed = clean_plan_name(name) if isinstance(name, str) else ""
         plan = build_plan(toolkit, ProfileState.from_stored(stored), name=typed or None)
         preview = gr.update(value=preview_markdown(plan.markdown), visible=True)
-        token = browser_token(request)
-        if token is None:
-            gr.Warning("Downloads open in the browser that made them: reload the page and retry.")
+        saved = downloads.save_for(request, plan.files())
+        if saved is None:
+            gr.Warning(NO_BROWSER)
             return [gr.update(visible=False), preview]
-        saved = downloads.save(token, plan.files())
         return [
             gr.update(
                 value=saved.html("Download your plan (for this browser only):"), visible=True
