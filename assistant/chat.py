@@ -15,6 +15,7 @@ import unicodedata
 from collections import Counter, OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -341,7 +342,7 @@ class Assistant:
         text, notes = clean_question(question, self.settings.max_question_chars)
         done = check_done(done_items, self._item_ids)
         explicit = check_profile(profile)
-        clean_profile = {**self._levels(done), **explicit}
+        clean_profile = {**self._levels(done), **explicit} if done else explicit
         self.retriever.take_problem()  # a problem of an earlier turn is not this one's
         plan = self.plan(
             text,
@@ -391,9 +392,9 @@ class Assistant:
                 "left in that tier."
             )
 
-    @property
-    def _item_ids(self) -> set[str]:
-        return {pid for pid, p in self.composer.by_id.items() if p.kind == "action_item"}
+    @cached_property
+    def _item_ids(self) -> frozenset[str]:
+        return frozenset(pid for pid, p in self.composer.by_id.items() if p.kind == "action_item")
 
     def _levels(self, done: set[str]) -> dict[str, str]:
         """Element -> highest tier whose items, and those below, are all in ``done``."""
