@@ -38,7 +38,7 @@ PASSAGE_GROUPS: dict[str, tuple[str, ...]] = {
 }
 SEED = 20261124
 # Changes whenever the feature layout changes: a model fitted on another layout is refitted.
-FEATURE_VERSION = "9"
+FEATURE_VERSION = "13"
 # Word n-grams count this much beside the standardised dense features.
 LEXICAL_WEIGHT = 1.0
 # Regularisation of every head (writer-held-out accuracy is flat from 0.1 to 2; lower C gives
@@ -48,6 +48,18 @@ C = 0.1
 MAX_FALSE_REFUSALS = 0.01
 # Evidence is on a cosine scale, the vector on a unit-norm one: widen the evidence.
 EVIDENCE_SCALE = 4.0
+# The kind and element heads also read a vote of the labelled questions nearest to the
+# question (cosine of the same MiniLM vector): the nearest NEIGHBOURS, each weighted by
+# exp(NEIGHBOUR_TEMPERATURE * cosine), as extra inputs beside the vector (stacked: while
+# fitting, a question's vote comes from other writers' questions only, so the regression
+# learns how far to trust it). Writer-held-out, head alone (3,374 questions, 26 writers):
+# kind 92.4% → 94.6%, out of scope caught at 1% false refusals 82.6% → 89.9%; element
+# 94.9% → 96.7%. The tier head gains on that measure too (87.0% → 89.8%) but reads "what do
+# we do first on X?" as the highest tier, after its neighbours ("how do we lead on X?"): the
+# vector says what a question is about more than where it stands. The direction head does
+# not gain.
+NEIGHBOURS = 10
+NEIGHBOUR_TEMPERATURE = 20.0
 
 
 class Example(BaseModel):
@@ -118,6 +130,16 @@ class Featurizer:
         return np.hstack([vectors, EVIDENCE_SCALE * cue_rows, EVIDENCE_SCALE * evidence])
 
 
+# What follows the question's vector in a feature row: the cues, then the evidence (the best
+# cosine per element and per passage group, and the nearest passage's).
+_AFTER_VECTOR = (len(TIER_KEYS) + 2) + (len(ELEMENT_KEYS) + len(PASSAGE_GROUPS) + 1)
+
+
+def vector_width(features: np.ndarray) -> int:
+    """How many leading columns of a feature row are the question's own vector."""
+    return int(np.atleast_2d(features).shape[1]) - _AFTER_VECTOR
+
+
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'-]+")
 _STOP = ENGLISH_STOP_WORDS
 
@@ -156,20 +178,23 @@ class Head(BaseModel):
     scaler: Any
     model: Any
     lexical: bool = True
+    neighbours: Neighbours | None = Field(
+        default=None, description="the labelled questions this head also takes a vote of"
+    )
 
-    def inputs(self, dense: np.ndarray, words: Any) -> Any:
-        from scipy import sparse
-
-        scaled = self.scaler.transform(np.atleast_2d(dense))
-        if not self.lexical or words is None:
-            return scaled
-        return sparse.hstack([sparse.csr_matrix(scaled), words]).tocsr()
+    def with_votes(self, dense: np.ndarray) -> np.ndarray:
+        """``dense`` with the neighbours' vote appended (unchanged for a head without one)."""
+        dense = np.atleast_2d(dense)
+        if self.neighbours is None:
+            return dense
+        return np.hstack([dense, EVIDENCE_SCALE * self.neighbours.vote(dense)])
 
     def probabilities(self, dense: np.ndarray, words: Any = None) -> list[dict[str, float]]:
         """Class probabilities per row: the fitted model's own softmax, computed directly
         (sklearn's input checks cost more than the arithmetic for one question)."""
         scaler, model = self.scaler, self.model
-        scaled = (np.atleast_2d(dense) - scaler.mean_) / scaler.scale_
+        dense = self.with_votes(dense)
+        scaled = (dense - scaler.mean_) / scaler.scale_
         coef = model.coef_
         width = scaled.shape[1]
         logits = scaled @ coef[:, :width].T + model.intercept_
@@ -186,6 +211,36 @@ class Head(BaseModel):
         return [
             {str(c): float(p) for c, p in zip(model.classes_, row, strict=True)} for row in probs
         ]
+
+
+class Neighbours(BaseModel):
+    """Labelled question vectors, their classes (indices into the head's classes) and writers."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    vectors: Any
+    classes: Any
+    n_classes: int
+
+    def vote(self, dense: np.ndarray, groups: Any = None, own_groups: Any = None) -> np.ndarray:
+        """Per row of ``dense`` (its leading columns are the question's vector), the class
+        shares of the nearest labelled questions, weighted by closeness. ``groups`` (the
+        writers of ``dense``'s rows) and ``own_groups`` (of the labelled ones) leave out a
+        row's own writer, as while fitting."""
+        width = self.vectors.shape[1]
+        sims = np.asarray(dense, dtype=np.float32)[:, :width] @ self.vectors.T
+        if groups is not None:
+            sims = np.where(
+                np.asarray(groups)[:, None] == np.asarray(own_groups)[None, :], -9, sims
+            )
+        k = min(NEIGHBOURS, sims.shape[1])
+        nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        near = np.take_along_axis(sims, nearest, axis=1)
+        weights = np.exp(NEIGHBOUR_TEMPERATURE * (near - near.max(axis=1, keepdims=True)))
+        weights = np.where(near > -9, weights, 0.0)
+        out = np.zeros((sims.shape[0], self.n_classes))
+        np.add.at(out, (np.arange(sims.shape[0])[:, None], self.classes[nearest]), weights)
+        return out / np.maximum(out.sum(axis=1, keepdims=True), 1e-12)
 
 
 class Heads(BaseModel):
@@ -379,16 +434,37 @@ def _fit_head(
     c: float,
     *,
     lexical: bool = True,
+    neighbours: int = 0,
+    groups: Sequence[str] | None = None,
 ) -> Head:
+    """Fit one head on the rows with a label. ``neighbours``: the width of the question vector
+    at the start of ``dense`` when the head also reads a vote of its labelled questions;
+    ``groups``: each row's writer (a row's vote while fitting leaves its own writer out)."""
     from sklearn.preprocessing import StandardScaler
 
     rows = [i for i, label in enumerate(labels) if label is not None]
     y = [str(labels[i]) for i in rows]
     if len(set(y)) < 2:
         raise ValueError(f"head {name!r} needs examples of at least two classes, got {set(y)}")
-    scaler = StandardScaler().fit(dense[rows])
-    head = Head(name=name, scaler=scaler, model=None, lexical=lexical)
-    head.model = _logistic(c).fit(head.inputs(dense[rows], words[rows] if lexical else None), y)
+    inputs = np.atleast_2d(dense[rows])
+    head = Head(name=name, scaler=None, model=None, lexical=lexical)
+    if neighbours:
+        classes = sorted(set(y))
+        index = {label: n for n, label in enumerate(classes)}
+        head.neighbours = Neighbours(
+            vectors=np.ascontiguousarray(inputs[:, :neighbours], dtype=np.float32),
+            classes=np.asarray([index[label] for label in y], dtype=np.intp),
+            n_classes=len(classes),
+        )
+        own = np.asarray([groups[i] for i in rows]) if groups is not None else np.arange(len(rows))
+        votes = head.neighbours.vote(inputs, own, own)
+        inputs = np.hstack([inputs, EVIDENCE_SCALE * votes])
+    from scipy import sparse
+
+    head.scaler = StandardScaler().fit(inputs)
+    scaled = head.scaler.transform(inputs)
+    x = sparse.hstack([sparse.csr_matrix(scaled), words[rows]]).tocsr() if lexical else scaled
+    head.model = _logistic(c).fit(x, y)
     return head
 
 
@@ -441,7 +517,9 @@ def _refuse_threshold(
         labels: list[str | None] = [None] * len(kinds)
         for i in rows[train]:
             labels[i] = kinds[i]
-        head = _fit_head("kind", dense, words, labels, c)
+        head = _fit_head(
+            "kind", dense, words, labels, c, neighbours=vector_width(dense), groups=groups
+        )
         probs = head.probabilities(dense[rows[test]], words[rows[test]])
         scores[test] = [p.get("out_of_scope", 0.0) for p in probs]
     in_scope = np.sort(scores[~is_out])
@@ -508,10 +586,13 @@ def fit_heads(
         counts[group] = counts.get(group, 0) + 1
     lexical = _vectorizer([ex.question for ex in examples])
     words = lexical.transform([ex.question for ex in examples]) * LEXICAL_WEIGHT
+    width = vector_width(features)
     return Heads(
         lexical=lexical,
-        kind=_fit_head("kind", features, words, labels.kind, c),
-        element=_fit_head("element", features, words, labels.element, c),
+        kind=_fit_head("kind", features, words, labels.kind, c, neighbours=width, groups=groups),
+        element=_fit_head(
+            "element", features, words, labels.element, c, neighbours=width, groups=groups
+        ),
         tier=_fit_head("tier", tier_rows, words, labels.tier, c),
         direction=_fit_head("direction", features, words, labels.direction, c),
         refusal=_fit_head("refusal", features, words, labels.refusal, c),

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from assistant.answer import element_name
 from assistant.classifier import NONE, Featurizer, Heads, tier_features
-from assistant.config import TIER_KEYS
+from assistant.config import ELEMENT_KEYS, TIER_KEYS
 from assistant.guards import Rules
 from assistant.progress import Progress, ProgressReader
 from assistant.schema import Alternative, Kind, Reply
@@ -121,6 +121,14 @@ class QueryStage:
         self.embed = embed
         self.progress = ProgressReader(passages=featurizer.passages, rules=rules, embed=embed)
         self._items = self.progress.rows
+        # The alternatives this stage offers ("Did you mean: resources for Payment?") are read
+        # as what they offer when sent back, whatever the heads make of their words.
+        self._offered = {
+            alt.question.lower(): alt
+            for kind in ("next_steps", "explain", "resources", "overview")
+            for element in (*ELEMENT_KEYS, None)
+            for alt in [_alternative(kind, element)]
+        }
 
     # -- the stage ----------------------------------------------------------------------------
     def plan(
@@ -179,13 +187,18 @@ class QueryStage:
                 )
             )
         )
-        if off_topic or p_out >= threshold:
+        offered = self._offered.get(text.lower())
+        if offered is None and (off_topic or p_out >= threshold):
             reasons = self.heads.refusal.probabilities(features, words)[0]
             plan = refusal_plan(max(reasons, key=reasons.__getitem__))
             plan.kind_scores = kind_scores
             return plan
 
         in_scope = {k: v for k, v in kind_scores.items() if k != "out_of_scope"}
+        if offered is not None:
+            in_scope = {k: float(k == offered.kind) for k in in_scope}
+            elements = [ElementScore(element=offered.element, score=1.0)] if offered.element else []
+            carried = None
         total = sum(in_scope.values()) or 1.0
         in_scope = {k: v / total for k, v in in_scope.items()}
         ranked_kinds = sorted(in_scope, key=in_scope.__getitem__, reverse=True)

@@ -259,6 +259,22 @@ def test_unsure_element_with_a_profile_answers_every_element_and_offers_the_gues
     assert "| Payment | The Essentials | Progressing Further" in reply.text
 
 
+def test_neighbour_vote_leaves_out_the_questions_own_writer() -> None:
+    import numpy as np
+
+    from assistant.classifier import Neighbours
+
+    # Two labelled questions of writer "a" (class 0) near the question, one of writer "b"
+    # (class 1) farther away.
+    vectors = np.array([[1.0, 0.0], [0.9, 0.1], [0.6, 0.8]], dtype=np.float32)
+    neighbours = Neighbours(vectors=vectors, classes=np.array([0, 0, 1]), n_classes=2)
+    question = np.array([[1.0, 0.0]], dtype=np.float32)
+    assert neighbours.vote(question)[0].argmax() == 0
+    # While fitting, writer a's own question hears writer b's only.
+    own = neighbours.vote(question, np.array(["a"]), np.array(["a", "a", "b"]))[0]
+    assert own.tolist() == [0.0, 1.0]
+
+
 def test_alternative_questions_read_as_what_they_offer(bot: Assistant) -> None:
     from assistant.query import _alternative
 
