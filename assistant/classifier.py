@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -370,6 +371,17 @@ def _vectorizer(texts: Sequence[str]) -> Any:
     return Lexical(parts=[words.fit(list(texts)), chars.fit(list(texts))])
 
 
+# Each fitted vectorizer's analyzer, built once (kept out of the pickled model: a closure).
+_ANALYZERS: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()
+
+
+def _analyzer(vectorizer: Any) -> Any:
+    analyze = _ANALYZERS.get(vectorizer)
+    if analyze is None:
+        analyze = _ANALYZERS[vectorizer] = vectorizer.build_analyzer()
+    return analyze
+
+
 class Lexical(BaseModel):
     """Fitted n-gram vectorizers side by side (FeatureUnion's job, without its per-call
     scheduling cost)."""
@@ -396,22 +408,20 @@ class Lexical(BaseModel):
         sklearn's input checks, and scipy's matrix building, cost more than the counting."""
         from collections import Counter
 
-        cols: list[int] = []
-        values: list[float] = []
+        cols: list[np.ndarray] = []
+        values: list[np.ndarray] = []
         offset = 0
         for part in self.parts:
-            analyze = part.build_analyzer()
-            vocabulary, idf = part.vocabulary_, part.idf_
-            counts = Counter(t for t in analyze(text) if t in vocabulary)
-            weights = {
-                vocabulary[t]: (1.0 + np.log(n)) * idf[vocabulary[t]] for t, n in counts.items()
-            }
-            norm = float(np.sqrt(sum(w * w for w in weights.values()))) or 1.0
-            for col, weight in weights.items():
-                cols.append(offset + col)
-                values.append(weight / norm)
+            analyze = _analyzer(part)
+            vocabulary = part.vocabulary_
+            counts = Counter(vocabulary[t] for t in analyze(text) if t in vocabulary)
+            found = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
+            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+            weights = (1.0 + np.log(tf)) * part.idf_[found]
+            cols.append(offset + found)
+            values.append(weights / (float(np.sqrt(weights @ weights)) or 1.0))
             offset += len(vocabulary)
-        return WordRow(cols=np.asarray(cols, dtype=np.intp), values=np.asarray(values))
+        return WordRow(cols=np.concatenate(cols), values=np.concatenate(values))
 
 
 class WordRow(BaseModel):

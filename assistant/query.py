@@ -115,6 +115,12 @@ class QueryStage:
         rules: Rules,
         embed: Callable[[list[str]], np.ndarray],
     ) -> None:
+        from threadpoolctl import threadpool_limits
+
+        # One question's arithmetic is a few small products: numpy's BLAS threads would only
+        # spin beside the embedding model's threads on the machine's few cores (measured:
+        # the bare embedding at p50 went from 7.0 to 14.8 ms once the heads' products grew).
+        threadpool_limits(limits=1, user_api="blas")
         self.heads = heads
         self.featurizer = featurizer
         self.rules = rules
