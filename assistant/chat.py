@@ -99,7 +99,17 @@ def clean_question(question: str, limit: int) -> tuple[str, list[str]]:
 
 
 def check_profile(profile: Mapping[str, str] | None) -> dict[str, str]:
-    """Normalised profile; ``InvalidInput`` names the bad key or value and the valid ones."""
+    """Normalised profile (elements with nothing complete left out); ``InvalidInput`` names the
+    bad key or value and the valid ones."""
+    return {k: v for k, v in _profile_levels(profile).items() if v != "none"}
+
+
+def not_started(profile: Mapping[str, str] | None) -> set[str]:
+    """The elements a (valid) profile marks as having nothing complete."""
+    return {k for k, v in _profile_levels(profile).items() if v == "none"}
+
+
+def _profile_levels(profile: Mapping[str, str] | None) -> dict[str, str]:
     if profile is not None and not isinstance(profile, Mapping):
         raise InvalidInput(
             f"The profile must map element -> tier, got {type(profile).__name__}. "
@@ -118,8 +128,7 @@ def check_profile(profile: Mapping[str, str] | None) -> dict[str, str]:
             raise InvalidInput(
                 f"Unknown tier {raw_value!r} for {key}. Valid values: {', '.join(PROFILE_VALUES)}."
             )
-        if value != "none":
-            out[key] = value
+        out[key] = value
     return out
 
 
@@ -249,8 +258,10 @@ class Assistant:
         profile: Mapping[str, str] | None = None,
         previous: QueryPlan | None = None,
         progress_known: bool = False,
+        not_started: Collection[str] = (),
     ) -> QueryPlan:
-        """The ``QueryPlan`` of ``question``, after the earlier turns (or ``previous``)."""
+        """The ``QueryPlan`` of ``question``, after the earlier turns (or ``previous``);
+        ``not_started``: elements the profile marks as having nothing complete."""
         clean_profile = check_profile(profile)
         text, _ = clean_question(question, self.settings.max_question_chars)
         turns = [] if previous is not None else self._recent(history)
@@ -267,6 +278,7 @@ class Assistant:
             previous=previous,
             profile=clean_profile,
             progress_known=progress_known,
+            not_started=not_started,
         )
 
     def _recent(self, history: Sequence[str]) -> list[str]:
@@ -350,6 +362,7 @@ class Assistant:
             profile=clean_profile,
             previous=previous,
             progress_known=bool(done),
+            not_started=not_started(profile) - {i.split(".", 1)[0] for i in done},
         )
         if done and plan.kind == "next_steps" and plan.element not in explicit:
             self._working_tier(text, plan, done)

@@ -13,7 +13,7 @@ items (``assistant/progress.py``).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -145,10 +145,12 @@ class QueryStage:
         previous: QueryPlan | None = None,
         profile: Mapping[str, str] | None = None,
         progress_known: bool = False,
+        not_started: Collection[str] = (),
     ) -> QueryPlan:
         """Read ``text`` (already cleaned) whose embedding is ``vector``; ``progress_known``:
         the caller knows which items are done (an unsure next-steps question then gets every
-        element's standing, as with a profile of several elements)."""
+        element's standing, as with a profile of several elements); ``not_started``: elements
+        the profile marks as having nothing complete."""
         profile = profile or {}
         if not text:
             return refusal_plan("empty")
@@ -258,7 +260,9 @@ class QueryStage:
             elements=elements,
         )
         if kind == "next_steps":
-            self._tier(plan, text, features, words, profile, carried if follows else None)
+            self._tier(
+                plan, text, features, words, profile, carried if follows else None, not_started
+            )
         plan.focus = self._focus(sims, plan.element_keys)
         plan.confidence = round(in_scope[kind] * (elements[0].score if elements else 1.0), 4)
         plan.alternatives = self._alternatives(plan, in_scope, ranked_kinds)
@@ -295,6 +299,7 @@ class QueryStage:
         words: Any,
         profile: Mapping[str, str],
         carried: QueryPlan | None,
+        not_started: Collection[str] = (),
     ) -> None:
         """Set the plan's tier and the reason for it.
 
@@ -358,7 +363,18 @@ class QueryStage:
                 take(carried_tier, f"The same tier as before, {TIER_NAMES[carried_tier]}.")
         elif element is None:
             plan.tier = None  # each element takes its own next tier from the profile
-        elif done and named is None:
+        elif (
+            element in not_started
+            and named is None
+            and not progress.done
+            and plan.direction != "lead"
+        ):
+            take(
+                "essentials",
+                f"Your profile marks nothing on {element_name(element)} as complete: these are "
+                "the actions to do first.",
+            )
+        elif done and named in (None, done):
             if plan.direction == "lead":
                 take("setting-the-standard", _LEAD)
             else:

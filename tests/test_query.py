@@ -259,6 +259,27 @@ def test_unsure_element_with_a_profile_answers_every_element_and_offers_the_gues
     assert "| Payment | The Essentials | Progressing Further" in reply.text
 
 
+def test_a_profile_with_nothing_complete_on_the_element_starts_at_the_essentials(
+    bot: Assistant,
+) -> None:
+    question = "What should we do next on payment?"
+    plan = bot.plan(question, not_started={"payment"})
+    assert plan.tier == "essentials" and "nothing on Payment" in plan.reason
+    # The same question through ask(), with the profile's own "none".
+    assert bot.ask(question, profile={"payment": "none"}).tier == "essentials"
+    # A tier the question names still decides.
+    named = bot.ask("List the Progressing Further items for payment.", profile={"payment": "none"})
+    assert named.tier == "progressing-further"
+
+
+def test_naming_the_tier_the_profile_completes_asks_for_the_next(bot: Assistant) -> None:
+    reply = bot.ask(
+        "caregiver support, what comes after the basics for us",
+        profile={"family-caregiver-support": "essentials"},
+    )
+    assert (reply.element, reply.tier) == ("family-caregiver-support", "progressing-further")
+
+
 def test_neighbour_vote_leaves_out_the_questions_own_writer() -> None:
     import numpy as np
 
