@@ -33,6 +33,7 @@ class Rules(BaseModel):
 
     tier_names: dict[str, list[str]]
     tier_after: list[str]
+    tier_done: dict[str, list[str]]
     back_references: list[str]
     negation: list[str]
     guards: dict[str, list[str]]
@@ -52,6 +53,36 @@ class Rules(BaseModel):
     def _tiers(self) -> list[tuple[str, re.Pattern[str]]]:
         # Longest tier first, so "setting the standard" is not read as something shorter.
         return [(tier, _whole_words(self.tier_names[tier])) for tier in reversed(TIER_KEYS)]
+
+    @cached_property
+    def _tiers_done(self) -> list[tuple[str, re.Pattern[str]]]:
+        between = r"\s+(?:[a-z'-]+\s+){0,3}?"
+        before = "|".join(self.tier_done["before"])
+        after = "|".join(self.tier_done["after"])
+        out = []
+        for tier in TIER_KEYS[:-1]:  # the highest tier has no tier after it
+            names = "|".join(self.tier_names[tier])
+            out.append(
+                (
+                    tier,
+                    re.compile(
+                        rf"(?<![a-z0-9])(?:{before}){between}(?:{names})(?![a-z0-9])"
+                        rf"|(?<![a-z0-9])(?:{names})(?:{between}|\s+)(?:{after})(?![a-z0-9])"
+                    ),
+                )
+            )
+        return out
+
+    def tier_completed(self, text: str) -> str | None:
+        """The tier a question says is complete ("we're past the basics", "once the essentials
+        are in place"), not negated ("we have none of the basics"), or None."""
+        lowered = text.lower().replace("’", "'")
+        for tier, pattern in reversed(self._tiers_done):
+            for match in pattern.finditer(lowered):
+                lead = lowered[max(0, match.start() - 25) : match.start()].split()[-3:]
+                if not self.negated(" ".join([*lead, match.group(0)])):
+                    return tier
+        return None
 
     @cached_property
     def _detector(self) -> Any:

@@ -390,11 +390,22 @@ class QueryStage:
         elif (
             named
             and named != "setting-the-standard"
-            and (self._named_done(progress) or plan.direction == "next")
+            and (completed := self._completed(text, named, progress))
         ):
-            take(
-                next_tier(named), f"You said {TIER_NAMES[named]} is done, so this is the next tier."
-            )
+            # "We're past the basics (and pay on outcomes too)": the tier after the highest one
+            # said or described as done; "...how do we lead?" still asks for the highest.
+            # A clause that names the tier ("we've got the basics covered") says only that.
+            described = [m.tier for m in progress.done if not self.rules.tier_named(m.clause)]
+            done_tier = max([completed, *described], key=TIER_KEYS.index)
+            if plan.direction == "lead":
+                take("setting-the-standard", _LEAD)
+            elif done_tier != completed:
+                take(next_tier(done_tier), _progress_reason(progress, next_tier(done_tier)))
+            else:
+                take(
+                    next_tier(completed),
+                    f"You said {TIER_NAMES[completed]} is done, so this is the next tier.",
+                )
         elif named:
             take(named, f"You asked about {TIER_NAMES[named]}.")
         elif progress.done and learned != "essentials":
@@ -418,6 +429,10 @@ class QueryStage:
         if plan.search_vector is not None:
             return np.asarray(plan.search_vector, dtype=np.float32)
         return np.asarray(self.embed([plan.question]), dtype=np.float32)[0]
+
+    def _completed(self, text: str, named: str, progress: Progress) -> str | None:
+        """The tier the question says is complete, in so many words or in an account."""
+        return self.rules.tier_completed(text) or (named if self._named_done(progress) else None)
 
     def _named_done(self, progress: Progress) -> bool:
         """A tier named in an account of past work ("we've got the basics covered"), not negated."""

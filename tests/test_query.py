@@ -153,6 +153,36 @@ def test_described_items_are_matched_and_named_in_the_reason(bot: Assistant) -> 
     assert "payment.essentials.1" in plan.tier_reason and "Read as done" in plan.tier_reason
 
 
+@pytest.mark.parametrize(
+    ("question", "completed"),
+    [
+        ("We're past the basics on equity. Now what?", "essentials"),
+        ("What's the next level for quality once the basics are covered?", "essentials"),
+        ("basic equity stuff is done, next level?", "essentials"),
+        ("What's beyond the middle tier for payment?", "progressing-further"),
+        ("We have none of the basics on uptake.", None),
+        ("We haven't finished the basics yet.", None),
+        ("What are the basics on payment?", None),
+        ("Give me the Setting the Standard items for equity.", None),
+    ],
+)
+def test_a_tier_said_to_be_complete(question: str, completed: str | None) -> None:
+    assert Rules.load().tier_completed(question) == completed
+
+
+def test_a_tier_said_to_be_complete_gets_the_next_and_described_items_count(
+    bot: Assistant,
+) -> None:
+    plan = bot.plan("We have the basics of quality oversight covered. Next step?")
+    assert (plan.element, plan.tier) == ("quality", "progressing-further")
+    # Items of a higher tier described beside it: the tier after those.
+    plan = bot.plan(
+        "How should we lead on payment once the basics are in place? We're already doing "
+        "performance incentives and tiered service levels too."
+    )
+    assert plan.tier == "setting-the-standard"
+
+
 def test_account_clauses_split_and_scope_negation() -> None:
     clauses = account_clauses(
         "We pay a case rate and we pay for assessments even when the member says no. "
