@@ -214,8 +214,13 @@ class Head(BaseModel):
         ]
 
 
+# The similarity given to a labelled question of the row's own writer while fitting: lower than
+# any cosine, so it is never among the nearest unless too few others exist, and then weighs 0.
+_OWN_WRITER = -9.0
+
+
 class Neighbours(BaseModel):
-    """Labelled question vectors, their classes (indices into the head's classes) and writers."""
+    """Labelled question vectors and their classes (indices into the head's classes)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -231,14 +236,13 @@ class Neighbours(BaseModel):
         width = self.vectors.shape[1]
         sims = np.asarray(dense, dtype=np.float32)[:, :width] @ self.vectors.T
         if groups is not None:
-            sims = np.where(
-                np.asarray(groups)[:, None] == np.asarray(own_groups)[None, :], -9, sims
-            )
+            same = np.asarray(groups)[:, None] == np.asarray(own_groups)[None, :]
+            sims = np.where(same, _OWN_WRITER, sims)
         k = min(NEIGHBOURS, sims.shape[1])
         nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         near = np.take_along_axis(sims, nearest, axis=1)
         weights = np.exp(NEIGHBOUR_TEMPERATURE * (near - near.max(axis=1, keepdims=True)))
-        weights = np.where(near > -9, weights, 0.0)
+        weights = np.where(near > _OWN_WRITER, weights, 0.0)
         out = np.zeros((sims.shape[0], self.n_classes))
         np.add.at(out, (np.arange(sims.shape[0])[:, None], self.classes[nearest]), weights)
         return out / np.maximum(out.sum(axis=1, keepdims=True), 1e-12)
@@ -450,13 +454,14 @@ def _fit_head(
     """Fit one head on the rows with a label. ``neighbours``: the width of the question vector
     at the start of ``dense`` when the head also reads a vote of its labelled questions;
     ``groups``: each row's writer (a row's vote while fitting leaves its own writer out)."""
+    from scipy import sparse
     from sklearn.preprocessing import StandardScaler
 
     rows = [i for i, label in enumerate(labels) if label is not None]
     y = [str(labels[i]) for i in rows]
     if len(set(y)) < 2:
         raise ValueError(f"head {name!r} needs examples of at least two classes, got {set(y)}")
-    inputs = np.atleast_2d(dense[rows])
+    inputs = dense[rows]
     head = Head(name=name, scaler=None, model=None, lexical=lexical)
     if neighbours:
         classes = sorted(set(y))
@@ -469,8 +474,6 @@ def _fit_head(
         own = np.asarray([groups[i] for i in rows]) if groups is not None else np.arange(len(rows))
         votes = head.neighbours.vote(inputs, own, own)
         inputs = np.hstack([inputs, EVIDENCE_SCALE * votes])
-    from scipy import sparse
-
     head.scaler = StandardScaler().fit(inputs)
     scaled = head.scaler.transform(inputs)
     x = sparse.hstack([sparse.csr_matrix(scaled), words[rows]]).tocsr() if lexical else scaled

@@ -67,7 +67,7 @@ class Rules(BaseModel):
                     tier,
                     re.compile(
                         rf"(?<![a-z0-9])(?:{before}){between}(?:{names})(?![a-z0-9])"
-                        rf"|(?<![a-z0-9])(?:{names})(?:{between}|\s+)(?:{after})(?![a-z0-9])"
+                        rf"|(?<![a-z0-9])(?:{names}){between}(?:{after})(?![a-z0-9])"
                     ),
                 )
             )

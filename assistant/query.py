@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -131,7 +131,8 @@ class QueryStage:
         # as what they offer when sent back, whatever the heads make of their words.
         self._offered = {
             alt.question.lower(): alt
-            for kind in ("next_steps", "explain", "resources", "overview")
+            for kind in get_args(Kind)
+            if kind != "out_of_scope"
             for element in (*ELEMENT_KEYS, None)
             for alt in [_alternative(kind, element)]
         }
