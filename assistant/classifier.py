@@ -39,7 +39,7 @@ PASSAGE_GROUPS: dict[str, tuple[str, ...]] = {
 }
 SEED = 20261124
 # Changes whenever the feature layout changes: a model fitted on another layout is refitted.
-FEATURE_VERSION = "13"
+FEATURE_VERSION = "14"
 # Word n-grams count this much beside the standardised dense features.
 LEXICAL_WEIGHT = 1.0
 # Regularisation of every head (writer-held-out accuracy is flat from 0.1 to 2; lower C gives
@@ -183,18 +183,24 @@ class Head(BaseModel):
         default=None, description="the labelled questions this head also takes a vote of"
     )
 
-    def with_votes(self, dense: np.ndarray) -> np.ndarray:
-        """``dense`` with the neighbours' vote appended (unchanged for a head without one)."""
+    def with_votes(self, dense: np.ndarray, near: np.ndarray | None = None) -> np.ndarray:
+        """``dense`` with the neighbours' vote appended (unchanged for a head without one);
+        ``near``: the rows' cosines to every labelled question (``Heads.near``)."""
         dense = np.atleast_2d(dense)
         if self.neighbours is None:
             return dense
-        return np.hstack([dense, EVIDENCE_SCALE * self.neighbours.vote(dense)])
+        if near is None:
+            raise ValueError(f"head {self.name!r} reads a vote: pass near=Heads.near(rows)")
+        return np.hstack([dense, EVIDENCE_SCALE * self.neighbours.vote(near)])
 
-    def probabilities(self, dense: np.ndarray, words: Any = None) -> list[dict[str, float]]:
+    def probabilities(
+        self, dense: np.ndarray, words: Any = None, *, near: np.ndarray | None = None
+    ) -> list[dict[str, float]]:
         """Class probabilities per row: the fitted model's own softmax, computed directly
-        (sklearn's input checks cost more than the arithmetic for one question)."""
+        (sklearn's input checks cost more than the arithmetic for one question); ``near`` is
+        needed by a head that reads a vote (``Heads.near``)."""
         scaler, model = self.scaler, self.model
-        dense = self.with_votes(dense)
+        dense = self.with_votes(dense, near)
         scaled = (dense - scaler.mean_) / scaler.scale_
         coef = model.coef_
         width = scaled.shape[1]
@@ -220,32 +226,39 @@ _OWN_WRITER = -9.0
 
 
 class Neighbours(BaseModel):
-    """Labelled question vectors and their classes (indices into the head's classes)."""
+    """A head's labelled questions: their rows among every labelled question's vector
+    (``Heads.labelled``) and their classes (indices into the head's classes)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    vectors: Any
+    rows: Any
     classes: Any
     n_classes: int
 
-    def vote(self, dense: np.ndarray, groups: Any = None, own_groups: Any = None) -> np.ndarray:
-        """Per row of ``dense`` (its leading columns are the question's vector), the class
-        shares of the nearest labelled questions, weighted by closeness. ``groups`` (the
-        writers of ``dense``'s rows) and ``own_groups`` (of the labelled ones) leave out a
-        row's own writer, as while fitting."""
-        width = self.vectors.shape[1]
-        sims = np.asarray(dense, dtype=np.float32)[:, :width] @ self.vectors.T
+    def vote(self, near: np.ndarray, groups: Any = None, own_groups: Any = None) -> np.ndarray:
+        """Per row of ``near`` (a question's cosines to every labelled question, see ``nearness``),
+        the class shares of this head's nearest labelled questions, weighted by closeness.
+        ``groups`` (the writers of ``near``'s rows) and ``own_groups`` (of this head's labelled
+        questions) leave out a row's own writer, as while fitting."""
+        sims = np.asarray(near)[:, self.rows]
         if groups is not None:
             same = np.asarray(groups)[:, None] == np.asarray(own_groups)[None, :]
             sims = np.where(same, _OWN_WRITER, sims)
-        k = min(NEIGHBOURS, sims.shape[1])
+        n, k = sims.shape[0], min(NEIGHBOURS, sims.shape[1])
         nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        near = np.take_along_axis(sims, nearest, axis=1)
-        weights = np.exp(NEIGHBOUR_TEMPERATURE * (near - near.max(axis=1, keepdims=True)))
-        weights = np.where(near > _OWN_WRITER, weights, 0.0)
-        out = np.zeros((sims.shape[0], self.n_classes))
-        np.add.at(out, (np.arange(sims.shape[0])[:, None], self.classes[nearest]), weights)
+        near_k = np.take_along_axis(sims, nearest, axis=1)
+        weights = np.exp(NEIGHBOUR_TEMPERATURE * (near_k - near_k.max(axis=1, keepdims=True)))
+        weights = np.where(near_k > _OWN_WRITER, weights, 0.0)
+        cells = (np.arange(n)[:, None] * self.n_classes + self.classes[nearest]).ravel()
+        out = np.bincount(cells, weights.ravel(), minlength=n * self.n_classes)
+        out = out.reshape(n, self.n_classes)
         return out / np.maximum(out.sum(axis=1, keepdims=True), 1e-12)
+
+
+def nearness(labelled: np.ndarray, dense: np.ndarray) -> np.ndarray:
+    """Cosines of each row of ``dense`` (its leading columns are the question's vector) to every
+    labelled question's vector: computed once per question, read by every head's vote."""
+    return np.asarray(dense, dtype=np.float32)[:, : labelled.shape[1]] @ labelled.T
 
 
 class Heads(BaseModel):
@@ -268,7 +281,15 @@ class Heads(BaseModel):
     examples_sha256: str
     n_examples: int
     groups: dict[str, int]
+    labelled: Any = Field(
+        default=None, description="every labelled question's vector, for the heads' votes"
+    )
     feature_version: str = FEATURE_VERSION
+
+    def near(self, dense: np.ndarray) -> np.ndarray:
+        """The rows' cosines to every labelled question: what the kind and element heads'
+        votes read (one product per question, shared by both)."""
+        return nearness(self.labelled, dense)
 
     def words(self, texts: Sequence[str]) -> Any:
         return self.lexical.transform(list(texts)) * LEXICAL_WEIGHT
@@ -448,12 +469,12 @@ def _fit_head(
     c: float,
     *,
     lexical: bool = True,
-    neighbours: int = 0,
+    labelled: np.ndarray | None = None,
     groups: Sequence[str] | None = None,
 ) -> Head:
-    """Fit one head on the rows with a label. ``neighbours``: the width of the question vector
-    at the start of ``dense`` when the head also reads a vote of its labelled questions;
-    ``groups``: each row's writer (a row's vote while fitting leaves its own writer out)."""
+    """Fit one head on the rows with a label. ``labelled``: every row's question vector, when
+    the head also reads a vote of its labelled questions; ``groups``: each row's writer (a
+    row's vote while fitting leaves its own writer out)."""
     from scipy import sparse
     from sklearn.preprocessing import StandardScaler
 
@@ -463,16 +484,16 @@ def _fit_head(
         raise ValueError(f"head {name!r} needs examples of at least two classes, got {set(y)}")
     inputs = dense[rows]
     head = Head(name=name, scaler=None, model=None, lexical=lexical)
-    if neighbours:
+    if labelled is not None:
         classes = sorted(set(y))
         index = {label: n for n, label in enumerate(classes)}
         head.neighbours = Neighbours(
-            vectors=np.ascontiguousarray(inputs[:, :neighbours], dtype=np.float32),
+            rows=np.asarray(rows, dtype=np.intp),
             classes=np.asarray([index[label] for label in y], dtype=np.intp),
             n_classes=len(classes),
         )
         own = np.asarray([groups[i] for i in rows]) if groups is not None else np.arange(len(rows))
-        votes = head.neighbours.vote(inputs, own, own)
+        votes = head.neighbours.vote(nearness(labelled, inputs), own, own)
         inputs = np.hstack([inputs, EVIDENCE_SCALE * votes])
     head.scaler = StandardScaler().fit(inputs)
     scaled = head.scaler.transform(inputs)
@@ -515,7 +536,12 @@ def labels_for(
 
 
 def _refuse_threshold(
-    dense: np.ndarray, words: Any, kinds: Sequence[str | None], groups: Sequence[str], c: float
+    dense: np.ndarray,
+    words: Any,
+    kinds: Sequence[str | None],
+    groups: Sequence[str],
+    c: float,
+    labelled: np.ndarray,
 ) -> float:
     """The lowest P(out of scope) threshold whose writer-held-out false refusals stay in budget."""
     from sklearn.model_selection import GroupKFold
@@ -530,10 +556,9 @@ def _refuse_threshold(
         labels: list[str | None] = [None] * len(kinds)
         for i in rows[train]:
             labels[i] = kinds[i]
-        head = _fit_head(
-            "kind", dense, words, labels, c, neighbours=vector_width(dense), groups=groups
-        )
-        probs = head.probabilities(dense[rows[test]], words[rows[test]])
+        head = _fit_head("kind", dense, words, labels, c, labelled=labelled, groups=groups)
+        test_rows = dense[rows[test]]
+        probs = head.probabilities(test_rows, words[rows[test]], near=nearness(labelled, test_rows))
         scores[test] = [p.get("out_of_scope", 0.0) for p in probs]
     in_scope = np.sort(scores[~is_out])
     allowed = int(np.floor(MAX_FALSE_REFUSALS * len(in_scope)))
@@ -599,24 +624,27 @@ def fit_heads(
         counts[group] = counts.get(group, 0) + 1
     lexical = _vectorizer([ex.question for ex in examples])
     words = lexical.transform([ex.question for ex in examples]) * LEXICAL_WEIGHT
-    width = vector_width(features)
+    labelled = np.ascontiguousarray(features[:, : vector_width(features)], dtype=np.float32)
     return Heads(
         lexical=lexical,
-        kind=_fit_head("kind", features, words, labels.kind, c, neighbours=width, groups=groups),
+        kind=_fit_head("kind", features, words, labels.kind, c, labelled=labelled, groups=groups),
         element=_fit_head(
-            "element", features, words, labels.element, c, neighbours=width, groups=groups
+            "element", features, words, labels.element, c, labelled=labelled, groups=groups
         ),
         tier=_fit_head("tier", tier_rows, words, labels.tier, c),
         direction=_fit_head("direction", features, words, labels.direction, c),
         refusal=_fit_head("refusal", features, words, labels.refusal, c),
         refuse_threshold=(
-            _refuse_threshold(features, words, labels.kind, groups, c) if thresholds else 0.5
+            _refuse_threshold(features, words, labels.kind, groups, c, labelled)
+            if thresholds
+            else 0.5
         ),
         language_threshold=_language_threshold(examples, languages) if thresholds else 0.5,
         topic_floor=_topic_floor(examples, features),
         examples_sha256=digest,
         n_examples=len(examples),
         groups=counts,
+        labelled=labelled,
     )
 
 

@@ -167,7 +167,8 @@ class QueryStage:
             vector[None, :], sims[None, :], texts=[text], rules=self.rules
         )
         words = self.heads.word_row(text)
-        kind_scores = self.heads.kind.probabilities(features, words)[0]
+        near = self.heads.near(vector[None, :])
+        kind_scores = self.heads.kind.probabilities(features, words, near=near)[0]
         carried = previous if previous is not None and previous.kind != "out_of_scope" else None
         short = len(_WORDS.findall(text)) <= SHORT_WORDS
         # A short follow-up ("Fine. Next tier?") reads as nothing on its own: refuse it only
@@ -176,7 +177,7 @@ class QueryStage:
         if carried is not None and short:
             threshold = max(threshold, FOLLOW_UP_REFUSAL)
         p_out = kind_scores.get("out_of_scope", 0.0)
-        element_scores = self.heads.element.probabilities(features, words)[0]
+        element_scores = self.heads.element.probabilities(features, words, near=near)[0]
         elements = self._elements(element_scores)
         # Nearer no passage than fair questions ever are.
         far = float(sims.max()) < self.heads.topic_floor
@@ -235,8 +236,10 @@ class QueryStage:
                 joint = self.featurizer.features(
                     joint_vector[None, :], texts=[joint_text], rules=self.rules
                 )
+                joint_words = self.heads.word_row(joint_text)
+                joint_near = self.heads.near(joint_vector[None, :])
                 elements = self._elements(
-                    self.heads.element.probabilities(joint, self.heads.word_row(joint_text))[0]
+                    self.heads.element.probabilities(joint, joint_words, near=joint_near)[0]
                 )
                 elements = elements or list(carried.elements)
             if short and carried.kind in ranked_kinds[:2] and in_scope[kind] < 0.6:

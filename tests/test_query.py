@@ -234,6 +234,18 @@ def test_history_is_read_from_its_last_turns_only(bot: Assistant) -> None:
     assert store.model_calls - calls <= bot.settings.max_history_turns + 1
 
 
+def test_an_earlier_turn_already_planned_is_not_embedded_again(bot: Assistant) -> None:
+    store = bot.retriever.store
+    first = "What are the first steps on family caregiver support?"
+    bot.ask("And what comes after that one?", history=[first])  # plans the earlier turn
+    store.clear_cache()  # the turn's vector is gone; its plan is remembered
+    calls = store.model_calls
+    reply = bot.ask("And what comes after that?", history=[first])
+    assert (reply.element, reply.tier) == ("family-caregiver-support", "progressing-further")
+    assert store.model_calls == calls + 1
+    assert first not in store._vectors
+
+
 def test_the_last_plan_can_be_passed_instead_of_history(bot: Assistant) -> None:
     first = bot.ask("What are the first steps on equity?")
     reply = bot.ask("And what comes after that?", previous=first.plan)
