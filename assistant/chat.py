@@ -265,9 +265,12 @@ class Assistant:
         clean_profile = check_profile(profile)
         text, _ = clean_question(question, self.settings.max_question_chars)
         turns = [] if previous is not None else self._recent(history)
-        # The question, its accounts of past work and any earlier turn not seen before go
-        # through the model together, in one call.
-        self.retriever.store.embed_many([*turns, *([text, *account_clauses(text)] if text else [])])
+        # The question, its accounts of past work and any earlier turn whose plan is not
+        # remembered go through the model together, in one call.
+        unplanned = turns[self._planned(turns, clean_profile) :]
+        self.retriever.store.embed_many(
+            [*unplanned, *([text, *account_clauses(text)] if text else [])]
+        )
         if previous is None:
             previous = self._replay(turns, clean_profile)
         if not text:
@@ -287,12 +290,25 @@ class Assistant:
         cleaned = (clean_question(turn, self.settings.max_question_chars)[0] for turn in recent)
         return [text for text in cleaned if text]
 
+    @staticmethod
+    def _plan_keys(turns: Sequence[str], profile: Mapping[str, str]) -> list[tuple[Any, ...]]:
+        """The remembered-plan key of each prefix of the conversation's recent turns."""
+        key: tuple[Any, ...] = (tuple(sorted(profile.items())),)
+        keys = []
+        for text in turns:
+            key = (*key, text)
+            keys.append(key)
+        return keys
+
+    def _planned(self, turns: Sequence[str], profile: Mapping[str, str]) -> int:
+        """How many of the leading turns already have their plan remembered."""
+        keys = self._plan_keys(turns, profile)
+        return next((n for n, key in enumerate(keys) if key not in self._plans), len(keys))
+
     def _replay(self, turns: Sequence[str], profile: Mapping[str, str]) -> QueryPlan | None:
         """The last plan of the conversation, from its recent turns (``_recent``)."""
         previous: QueryPlan | None = None
-        key: tuple[Any, ...] = (tuple(sorted(profile.items())),)
-        for text in turns:
-            key = (*key, text)
+        for text, key in zip(turns, self._plan_keys(turns, profile), strict=True):
             cached = self._plans.get(key)
             if cached is None:
                 cached = self.query.plan(

@@ -325,16 +325,16 @@ def test_naming_the_tier_the_profile_completes_asks_for_the_next(bot: Assistant)
 def test_neighbour_vote_leaves_out_the_questions_own_writer() -> None:
     import numpy as np
 
-    from assistant.classifier import Neighbours
+    from assistant.classifier import Neighbours, nearness
 
     # Two labelled questions of writer "a" (class 0) near the question, one of writer "b"
-    # (class 1) farther away.
-    vectors = np.array([[1.0, 0.0], [0.9, 0.1], [0.6, 0.8]], dtype=np.float32)
-    neighbours = Neighbours(vectors=vectors, classes=np.array([0, 0, 1]), n_classes=2)
-    question = np.array([[1.0, 0.0]], dtype=np.float32)
-    assert neighbours.vote(question)[0].argmax() == 0
+    # (class 1) farther away; a fourth labelled question this head has no label for.
+    vectors = np.array([[1.0, 0.0], [0.9, 0.1], [0.6, 0.8], [1.0, 0.0]], dtype=np.float32)
+    neighbours = Neighbours(rows=np.array([0, 1, 2]), classes=np.array([0, 0, 1]), n_classes=2)
+    near = nearness(vectors, np.array([[1.0, 0.0]], dtype=np.float32))
+    assert neighbours.vote(near)[0].argmax() == 0
     # While fitting, writer a's own question hears writer b's only.
-    own = neighbours.vote(question, np.array(["a"]), np.array(["a", "a", "b"]))[0]
+    own = neighbours.vote(near, np.array(["a"]), np.array(["a", "a", "b"]))[0]
     assert own.tolist() == [0.0, 1.0]
 
 
