@@ -263,7 +263,7 @@ class Assistant:
         """The ``QueryPlan`` of ``question``, after the earlier turns (or ``previous``);
         ``not_started``: elements the profile marks as having nothing complete."""
         clean_profile = check_profile(profile)
-        text, _ = clean_question(question, self.settings.max_question_chars)
+        text, _ = self._read(question)
         turns = [] if previous is not None else self._recent(history)
         # The question, its accounts of past work and any earlier turn whose plan is not
         # remembered go through the model together, in one call.
@@ -284,10 +284,16 @@ class Assistant:
             not_started=not_started,
         )
 
+    def _read(self, question: str) -> tuple[str, list[str]]:
+        """The question as the stage reads it: cleaned (``clean_question``), shorthand spelled
+        out ("SNF" → "skilled nursing facility"); and notes on what was cut."""
+        text, notes = clean_question(question, self.settings.max_question_chars)
+        return self.query.rules.spelled_out(text), notes
+
     def _recent(self, history: Sequence[str]) -> list[str]:
         """The most recent earlier turns that are read (bounded work), cleaned, empty ones out."""
         recent = [t for t in history if isinstance(t, str)][-self.settings.max_history_turns :]
-        cleaned = (clean_question(turn, self.settings.max_question_chars)[0] for turn in recent)
+        cleaned = (self._read(turn)[0] for turn in recent)
         return [text for text in cleaned if text]
 
     @staticmethod
@@ -335,7 +341,7 @@ class Assistant:
         plan = self.plan(question, history=history, profile=profile)
         if plan.kind == "next_steps" and plan.element and plan.tier:
             return self.composer.items(plan.element, plan.tier)[:k]
-        text, _ = clean_question(question, self.settings.max_question_chars)
+        text, _ = self._read(question)
         return [hit.passage for hit in self._search(text, plan, k=k)]
 
     # -- the one public question ------------------------------------------------------------------
@@ -367,7 +373,7 @@ class Assistant:
             )
         if history is not None and (isinstance(history, str) or not isinstance(history, Sequence)):
             raise InvalidInput("history must be a list of earlier questions (text), oldest first.")
-        text, notes = clean_question(question, self.settings.max_question_chars)
+        text, notes = self._read(question)
         done = check_done(done_items, self._item_ids)
         explicit = check_profile(profile)
         clean_profile = {**self._levels(done), **explicit} if done else explicit

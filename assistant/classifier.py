@@ -330,8 +330,12 @@ class Heads(BaseModel):
 
 
 def examples_digest(files: Sequence[Path]) -> str:
-    """sha256 over the example files' names and bytes: what a fitted model was fitted on."""
+    """sha256 over the example files' names and bytes, and the closed-vocabulary rules that read
+    them (tier names, negation, shorthand): what a fitted model was fitted on."""
+    from assistant.guards import RULES_FILE
+
     digest = hashlib.sha256(FEATURE_VERSION.encode())
+    digest.update(RULES_FILE.read_bytes())
     for path in sorted(files):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())

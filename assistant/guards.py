@@ -40,6 +40,7 @@ class Rules(BaseModel):
     redact: dict[str, list[str]]
     language_replies: dict[str, str]
     languages: list[str]
+    shorthand: dict[str, str] = {}
 
     @classmethod
     def load(cls, path: Path = RULES_FILE) -> Rules:
@@ -129,6 +130,30 @@ class Rules(BaseModel):
     def refers_back(self, clause: str) -> bool:
         """Whether a follow-up's clause points at what was just shown ("we do both already")."""
         return bool(self._back.search(clause.lower()))
+
+    @cached_property
+    def _shorthand(self) -> list[re.Pattern[str]]:
+        """One pattern for the entries with capitals (matched as written), one for the rest."""
+        out = []
+        for capitals in (True, False):
+            keys = sorted(
+                (k for k in self.shorthand if (k.lower() != k) == capitals), key=len, reverse=True
+            )
+            alternatives = "|".join(
+                re.escape(k) + (r"(?!\w)" if k[-1].isalnum() else "") for k in keys
+            )
+            if alternatives:
+                out.append(re.compile(rf"(?<![\w/-])(?:{alternatives})", 0 if capitals else re.I))
+        return out
+
+    def spelled_out(self, text: str) -> str:
+        """``text`` with staff shorthand ("SNF", "CMs", "w/") in the words it stands for."""
+        lowered = {k: v for k, v in self.shorthand.items() if k.lower() == k}
+        for pattern in self._shorthand:
+            text = pattern.sub(
+                lambda m: self.shorthand.get(m.group(0)) or lowered[m.group(0).lower()], text
+            )
+        return text
 
     @cached_property
     def _redactions(self) -> list[tuple[str, re.Pattern[str]]]:

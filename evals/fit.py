@@ -141,7 +141,11 @@ def prepare(
     for path in files:
         for question in load_questions(path):
             questions.append(question)
-            examples.append(to_example(question, group_name(path)))
+            example = to_example(question, group_name(path))
+            # Read as the assistant reads a question: with staff shorthand spelled out.
+            examples.append(
+                example.model_copy(update={"question": rules.spelled_out(example.question)})
+            )
     vectors = _embed_cached([e.question for e in examples], embed, cache)
     features = featurizer.features(vectors, texts=[e.question for e in examples], rules=rules)
     named = [rules.tier_named(e.question) for e in examples]

@@ -183,6 +183,42 @@ def test_a_tier_said_to_be_complete_gets_the_next_and_described_items_count(
     assert plan.tier == "setting-the-standard"
 
 
+@pytest.mark.parametrize(
+    ("question", "read"),
+    [
+        (
+            "our CMs w/ SNF pts need f/u after d/c",
+            "our care managers with skilled nursing "
+            "facility patients need follow-up after discharge",
+        ),
+        (
+            "PC in all LOBs; the IDT is paid PMPM",
+            "palliative care in all lines of business; "
+            "the interdisciplinary team is paid per member per month",
+        ),
+        ("Mbrs and CGs w/o support", "members and caregivers without support"),
+        # Capital initials only in capitals; the toolkit's own initials and longer words untouched.
+        (
+            "cm? the ed team, cms, DEI work, PCP-led, SNFish",
+            "cm? the ed team, cms, DEI work, primary care provider-led, SNFish",
+        ),
+    ],
+)
+def test_shorthand_is_spelled_out(question: str, read: str) -> None:
+    assert Rules.load().spelled_out(question) == read
+
+
+def test_shorthand_never_rewrites_the_toolkit_or_itself() -> None:
+    import re
+
+    rules = Rules.load()
+    toolkit = (REPO / "corpus" / "develop-a-plan.md").read_text("utf-8")
+    for short, long in rules.shorthand.items():
+        flags = 0 if short.lower() != short else re.IGNORECASE
+        assert not re.search(rf"(?<![\w/-]){re.escape(short)}(?!\w)", toolkit, flags), short
+        assert rules.spelled_out(long) == long, short  # reading twice changes nothing
+
+
 def test_account_clauses_split_and_scope_negation() -> None:
     clauses = account_clauses(
         "We pay a case rate and we pay for assessments even when the member says no. "
