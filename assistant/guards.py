@@ -91,8 +91,13 @@ class Rules(BaseModel):
         from lingua import Language, LanguageDetectorBuilder
 
         languages = [getattr(Language, name) for name in self.languages]
-        quick = LanguageDetectorBuilder.from_languages(*languages).with_low_accuracy_mode()
-        return quick.build(), LanguageDetectorBuilder.from_languages(*languages).build()
+        quick = LanguageDetectorBuilder.from_languages(*languages).with_low_accuracy_mode().build()
+        full = LanguageDetectorBuilder.from_languages(*languages).build()
+        for detector in (quick, full):
+            # lingua loads a language's models on first use: the Latin-script ones (most
+            # questions) now, not on the first question that is not plainly English (~0.2 s).
+            detector.compute_language_confidence_values("Qué, quels, welche, ano, những: what?")
+        return quick, full
 
     def guard(self, text: str) -> str | None:
         """The safety guard ``text`` trips (injection, clinical, member), or None."""
