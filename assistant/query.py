@@ -23,7 +23,7 @@ from assistant.answer import element_name
 from assistant.classifier import NONE, Featurizer, Heads, tier_features
 from assistant.config import ELEMENT_KEYS, TIER_KEYS
 from assistant.guards import Rules
-from assistant.progress import Progress, ProgressReader
+from assistant.progress import Progress, ProgressReader, account_clauses
 from assistant.schema import Alternative, Kind, Reply
 from assistant.toolkit import TIER_NAMES
 
@@ -233,17 +233,15 @@ class QueryStage:
                 # The element of both turns together ("...for equity? What comes after that?"):
                 # also when the follow-up points back at the earlier answer ("those") or asks
                 # for the tier after it, whatever its own words suggest on their own.
-                joint = self.featurizer.features(
-                    joint_vector[None, :], texts=[joint_text], rules=self.rules
-                )
-                joint_words = self.heads.word_row(joint_text)
-                joint_near = self.heads.near(joint_vector[None, :])
-                elements = self._elements(
-                    self.heads.element.probabilities(joint, joint_words, near=joint_near)[0]
-                )
-                elements = elements or list(carried.elements)
+                elements = self._joint_elements(joint_text, joint_vector) or list(carried.elements)
             if short and carried.kind in ranked_kinds[:2] and in_scope[kind] < 0.6:
                 kind = carried.kind
+        elif carried is not None and self.rules.refers_back(text) and not _sure(elements):
+            # A longer turn that points back at the earlier answer ("we've done all four of
+            # those; the cardiologists still don't refer") and is unsure of its own element
+            # takes the element of both turns together; the rest is read from its own words.
+            both = _joint(self._vector_of(carried), vector)
+            elements = self._joint_elements(f"{carried.question} {text}", both) or elements
 
         unsure = None
         if (
@@ -275,6 +273,15 @@ class QueryStage:
         return plan
 
     # -- parts --------------------------------------------------------------------------------
+    def _joint_elements(self, joint_text: str, joint_vector: np.ndarray) -> list[ElementScore]:
+        """The element reading of a follow-up and its earlier turn read together."""
+        joint = self.featurizer.features(
+            joint_vector[None, :], texts=[joint_text], rules=self.rules
+        )
+        words = self.heads.word_row(joint_text)
+        near = self.heads.near(joint_vector[None, :])
+        return self._elements(self.heads.element.probabilities(joint, words, near=near)[0])
+
     def _foreign_language(self, text: str) -> str | None:
         if self.rules.non_latin_share(text) > 0.5:
             return self.rules.language(text)[0]
@@ -319,6 +326,10 @@ class QueryStage:
             element = progress.done_items[0].split(".", 1)[0]
             plan.elements = [ElementScore(element=element, score=1.0)]
         directions = self.heads.direction.probabilities(features, words)[0]
+        if named is None and self.rules.asks_after(text):
+            # Asking what comes after ("what's next on equity?") is not asking how to lead
+            # (55 of the 56 such labelled questions).
+            directions["lead"] = 0.0
         plan.direction = max(directions, key=directions.__getitem__)
         tier_row = tier_features(features, named, progress.evidence())
         tiers = self.heads.tier.probabilities(tier_row, words)[0]
@@ -331,7 +342,12 @@ class QueryStage:
             "next": next_tier(done_before) if done_before else "progressing-further",
             "named": named or "essentials",
         }
-        votes = {tier: TIER_HEAD_WEIGHT * tiers.get(tier, 0.0) for tier in TIER_KEYS}
+        # Where the plan stands is read from what the question tells of its past work or the
+        # tier it names; a question that tells neither ("What's next on payment?") is read by
+        # what it asks for alone (the tier head had learned "what's next" from accounts of
+        # advanced work, and read the bare question as Setting the Standard).
+        weight = TIER_HEAD_WEIGHT if named or account_clauses(text) else 0.0
+        votes = {tier: weight * tiers.get(tier, 0.0) for tier in TIER_KEYS}
         for direction, p in directions.items():
             votes[meaning[direction]] += p
         learned = max(votes, key=votes.__getitem__)

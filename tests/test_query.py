@@ -282,6 +282,29 @@ def test_an_earlier_turn_already_planned_is_not_embedded_again(bot: Assistant) -
     assert first not in store._vectors
 
 
+def test_a_longer_turn_pointing_back_takes_the_element_of_both_turns(bot: Assistant) -> None:
+    # Its own words lean elsewhere (specialists, hospitals), without being sure.
+    plan = bot.plan(
+        "We already do all four of those. The part that's missing is the hospital and "
+        "specialist side, they just don't know about us.",
+        history=["How do we find more members who could use palliative care?"],
+    )
+    assert plan.element == "uptake"
+    plan = bot.plan(
+        "We've had all of those for a year. What else should be on our list?",
+        history=["Where does a plan start with equity in palliative care?"],
+    )
+    assert plan.element == "equity"
+
+
+@pytest.mark.parametrize("element", ["payment", "equity", "quality"])
+def test_a_bare_whats_next_is_not_read_as_how_to_lead(bot: Assistant, element: str) -> None:
+    # It tells nothing of where the plan stands: the tier of the plan's standing is not known.
+    plan = bot.plan(f"What's next on {element}?")
+    assert plan.direction == "next"
+    assert (plan.element, plan.tier, plan.known_tier) == (element, "essentials", False)
+
+
 def test_the_last_plan_can_be_passed_instead_of_history(bot: Assistant) -> None:
     first = bot.ask("What are the first steps on equity?")
     reply = bot.ask("And what comes after that?", previous=first.plan)
