@@ -137,27 +137,32 @@ class Rules(BaseModel):
         return bool(self._back.search(clause.lower()))
 
     @cached_property
-    def _shorthand(self) -> list[re.Pattern[str]]:
-        """One pattern for the entries with capitals (matched as written), one for the rest."""
+    def _shorthand(self) -> list[tuple[re.Pattern[str], dict[str, str]]]:
+        """One pattern for the entries with capitals (matched as written), one for the rest
+        (matched in any case, looked up in lower case), each with the words they stand for."""
         out = []
         for capitals in (True, False):
-            keys = sorted(
-                (k for k in self.shorthand if (k.lower() != k) == capitals), key=len, reverse=True
-            )
+            words = {k: v for k, v in self.shorthand.items() if (k.lower() != k) == capitals}
             alternatives = "|".join(
-                re.escape(k) + (r"(?!\w)" if k[-1].isalnum() else "") for k in keys
+                re.escape(k) + (r"(?!\w)" if k[-1].isalnum() else "")
+                for k in sorted(words, key=len, reverse=True)
             )
             if alternatives:
-                out.append(re.compile(rf"(?<![\w/-])(?:{alternatives})", 0 if capitals else re.I))
+                flags = 0 if capitals else re.IGNORECASE
+                out.append((re.compile(rf"(?<![\w/-])(?:{alternatives})", flags), words))
         return out
 
     def spelled_out(self, text: str) -> str:
         """``text`` with staff shorthand ("SNF", "CMs", "w/") in the words it stands for."""
-        lowered = {k: v for k, v in self.shorthand.items() if k.lower() == k}
-        for pattern in self._shorthand:
-            text = pattern.sub(
-                lambda m: self.shorthand.get(m.group(0)) or lowered[m.group(0).lower()], text
-            )
+        for pattern, words in self._shorthand:
+            fold = bool(pattern.flags & re.IGNORECASE)
+
+            def spelled(
+                match: re.Match[str], words: dict[str, str] = words, fold: bool = fold
+            ) -> str:
+                return words[match.group(0).lower() if fold else match.group(0)]
+
+            text = pattern.sub(spelled, text)
         return text
 
     @cached_property

@@ -331,8 +331,14 @@ class QueryStage:
             # (55 of the 56 such labelled questions).
             directions["lead"] = 0.0
         plan.direction = max(directions, key=directions.__getitem__)
-        tier_row = tier_features(features, named, progress.evidence())
-        tiers = self.heads.tier.probabilities(tier_row, words)[0]
+        # Where the plan stands is read from what the question tells of its past work or the
+        # tier it names; a question that tells neither ("What's next on payment?") is read by
+        # what it asks for alone (the tier head had learned "what's next" from accounts of
+        # advanced work, and read the bare question as Setting the Standard).
+        tiers: dict[str, float] = {}
+        if named or account_clauses(text):
+            tier_row = tier_features(features, named, progress.evidence())
+            tiers = self.heads.tier.probabilities(tier_row, words)[0]
         # The two heads vote: the tier head directly, the direction head through what each
         # direction means for this question.
         done_before = named or progress.done_tier
@@ -342,12 +348,7 @@ class QueryStage:
             "next": next_tier(done_before) if done_before else "progressing-further",
             "named": named or "essentials",
         }
-        # Where the plan stands is read from what the question tells of its past work or the
-        # tier it names; a question that tells neither ("What's next on payment?") is read by
-        # what it asks for alone (the tier head had learned "what's next" from accounts of
-        # advanced work, and read the bare question as Setting the Standard).
-        weight = TIER_HEAD_WEIGHT if named or account_clauses(text) else 0.0
-        votes = {tier: weight * tiers.get(tier, 0.0) for tier in TIER_KEYS}
+        votes = {tier: TIER_HEAD_WEIGHT * tiers.get(tier, 0.0) for tier in TIER_KEYS}
         for direction, p in directions.items():
             votes[meaning[direction]] += p
         learned = max(votes, key=votes.__getitem__)
