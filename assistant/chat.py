@@ -258,11 +258,14 @@ class Assistant:
         profile: Mapping[str, str] | None = None,
         previous: QueryPlan | None = None,
         progress_known: bool = False,
-        not_started: Collection[str] = (),
+        not_started: Collection[str] | None = None,
     ) -> QueryPlan:
         """The ``QueryPlan`` of ``question``, after the earlier turns (or ``previous``);
-        ``not_started``: elements the profile marks as having nothing complete."""
+        ``not_started``: elements the profile marks as having nothing complete (by default,
+        those it marks "none")."""
         clean_profile = check_profile(profile)
+        if not_started is None:
+            not_started = {k for k, v in _profile_levels(profile).items() if v == NONE}
         text, _ = self._read(question)
         turns = [] if previous is not None else self._recent(history)
         # The question, its accounts of past work and any earlier turn whose plan is not

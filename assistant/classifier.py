@@ -13,6 +13,7 @@ and the language threshold are fitted on writer-grouped cross-validation, never 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -47,6 +48,9 @@ LEXICAL_WEIGHT = 1.0
 C = 0.1
 # False refusals the fitted refusal threshold may cost, as a share of in-scope questions.
 MAX_FALSE_REFUSALS = 0.01
+# How close a word must be to one of the toolkit's to be read as its misspelling (difflib's
+# ratio: "upteak" and "uptake" 0.83, "kitchen" and any toolkit word below 0.8).
+TYPO_RATIO = 0.8
 # Evidence is on a cosine scale, the vector on a unit-norm one: widen the evidence.
 EVIDENCE_SCALE = 4.0
 # The kind and element heads also read a vote of the labelled questions nearest to the
@@ -94,16 +98,28 @@ class Featurizer:
         ] + [
             np.array([p.kind in kinds for p in self.passages]) for kinds in PASSAGE_GROUPS.values()
         ]
+        words = {t.lower() for p in self.passages for t in _TOKEN.findall(f"{p.title} {p.text}")}
         # The toolkit's own words, by their first letters ("oncologists" meets "oncology").
-        self.stems = {
-            _stem(t) for p in self.passages for t in _TOKEN.findall(f"{p.title} {p.text}")
-        }
+        self.stems = {_stem(t) for t in words}
+        # ... and whole, by their first letter, for reading a misspelt word ("upteak").
+        self.by_initial: dict[str, list[str]] = {}
+        for word in sorted(words):
+            self.by_initial.setdefault(word[0], []).append(word)
+
+    def _known(self, token: str) -> bool:
+        """Whether the toolkit uses ``token``, or a word it is a misspelling of (same first
+        letter, difflib's ratio at least ``TYPO_RATIO``)."""
+        if _stem(token) in self.stems:
+            return True
+        word = token.lower()
+        near = self.by_initial.get(word[0], [])
+        return bool(difflib.get_close_matches(word, near, n=1, cutoff=TYPO_RATIO))
 
     def unknown_share(self, text: str) -> float:
-        """The share of a question's content words that the toolkit never uses (0 when it has
-        none: "what should we do next?")."""
+        """The share of a question's content words that the toolkit never uses, even misspelt
+        (0 when it has none: "what should we do next?")."""
         content = [t for t in _TOKEN.findall(text) if len(t) >= 3 and t.lower() not in _STOP]
-        return sum(_stem(t) not in self.stems for t in content) / len(content) if content else 0.0
+        return sum(not self._known(t) for t in content) / len(content) if content else 0.0
 
     def similarities(self, vectors: np.ndarray) -> np.ndarray:
         """Cosine of each question (rows) with each toolkit passage (columns)."""

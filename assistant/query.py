@@ -181,9 +181,12 @@ class QueryStage:
         elements = self._elements(element_scores)
         # Nearer no passage than fair questions ever are.
         far = float(sims.max()) < self.heads.topic_floor
-        # Far, and leaning out of scope, or about no element, or unsure of one while asking
-        # mostly in words the toolkit never uses: not the toolkit's subject.
+        # Far, and leaning out of scope, or about no element, or asking in words the toolkit
+        # never uses (mostly, when unsure of an element; all of them, however sure - the
+        # heads read "what should we do first about our kitchen remodel?" by its form):
+        # not the toolkit's subject.
         leaning = max(kind_scores, key=kind_scores.__getitem__)
+        unknown = self.featurizer.unknown_share(text) if far else 0.0
         off_topic = (
             carried is None
             and far
@@ -192,8 +195,9 @@ class QueryStage:
                 or leaning != "overview"
                 and (
                     not elements
+                    or unknown == 1.0
                     or not _sure(elements)
-                    and self.featurizer.unknown_share(text) >= UNKNOWN_WORDS
+                    and unknown >= UNKNOWN_WORDS
                 )
             )
         )
@@ -236,12 +240,22 @@ class QueryStage:
                 elements = self._joint_elements(joint_text, joint_vector) or list(carried.elements)
             if short and carried.kind in ranked_kinds[:2] and in_scope[kind] < 0.6:
                 kind = carried.kind
-        elif carried is not None and self.rules.refers_back(text) and not _sure(elements):
+        elif carried is not None and self.rules.refers_back(text) and _weak(element_scores):
             # A longer turn that points back at the earlier answer ("we've done all four of
-            # those; the cardiologists still don't refer") and is unsure of its own element
-            # takes the element of both turns together; the rest is read from its own words.
+            # those; the cardiologists still don't refer") and does not clearly name another
+            # element (as a short follow-up must) takes the element of both turns together; the
+            # rest is read from its own words.
             both = _joint(self._vector_of(carried), vector)
             elements = self._joint_elements(f"{carried.question} {text}", both) or elements
+
+        marked = {*profile, *not_started}
+        if carried is None and len(marked) == 1 and kind != "overview" and not _sure(elements):
+            # A profile that marks one element (done to some tier, or not started) says which
+            # element the user is working on: a question unsure of its own element ("what
+            # does the next tier list?") is read as about it.
+            (only,) = marked
+            own = ElementScore(element=only, score=round(element_scores.get(only, 0.0), 4))
+            elements = [own, *(e for e in elements if e.element != only)][:3]
 
         unsure = None
         if (
@@ -326,17 +340,18 @@ class QueryStage:
             element = progress.done_items[0].split(".", 1)[0]
             plan.elements = [ElementScore(element=element, score=1.0)]
         directions = self.heads.direction.probabilities(features, words)[0]
+        bare_after = named is None and self.rules.asks_after(text) and not account_clauses(text)
         if named is None and self.rules.asks_after(text):
             # Asking what comes after ("what's next on equity?") is not asking how to lead
             # (55 of the 56 such labelled questions).
             directions["lead"] = 0.0
         plan.direction = max(directions, key=directions.__getitem__)
-        # Where the plan stands is read from what the question tells of its past work or the
-        # tier it names; a question that tells neither ("What's next on payment?") is read by
-        # what it asks for alone (the tier head had learned "what's next" from accounts of
-        # advanced work, and read the bare question as Setting the Standard).
+        # A question asking what comes after, with no account of past work and no tier named
+        # ("What's next on payment?"), is read by what it asks for alone: the tier head had
+        # learned "what's next" from accounts of advanced work, and read the bare question as
+        # Setting the Standard. Any other question ("how do we become a leader?") it reads.
         tiers: dict[str, float] = {}
-        if named or account_clauses(text):
+        if not bare_after:
             tier_row = tier_features(features, named, progress.evidence())
             tiers = self.heads.tier.probabilities(tier_row, words)[0]
         # The two heads vote: the tier head directly, the direction head through what each

@@ -35,6 +35,10 @@ IN_SCOPE_NEAR_GUARDS = [
     "How do we find members who are near the end of life but not yet in palliative care?",
     "Are you able to list the resources for family caregivers?",
     "Thanks! Now what should we do first on equity?",
+    # a program called by its name, not a member's identifier
+    "Our member ID program is running and staff are trained. What comes next on uptake?",
+    # a member group described, not a decision about one member's treatment
+    "Many of the children we serve have a feeding tube or a trach. Where do we start on payment?",
 ]
 REFUSED = {
     "write_new": "Please write a contract clause requiring our palliative providers to reassess "
@@ -45,6 +49,18 @@ REFUSED = {
     "member": "Should member Maria Lopez, DOB 03/14/1948, MRN 4471920, get palliative care or hospice?",
     "small_talk": "Honestly, do you ever get bored answering the same questions all day?",
 }
+# Part of a member's identifier is still an identifier.
+PARTIAL_IDENTIFIERS = [
+    "Our member (MRN ends in 2210) keeps declining visits. Should we close her case?",
+    "Mrs. K, member ID ending 5512, wants more respite. Do we approve it?",
+]
+
+
+@pytest.mark.parametrize("question", PARTIAL_IDENTIFIERS)
+def test_part_of_an_identifier_is_guarded(question: str) -> None:
+    assert Rules.load().guard(question) == "member"
+
+
 # Instructions hidden after a fair question, in words other than "ignore your instructions".
 HIDDEN_INSTRUCTIONS = [
     "We fund ELNEC seats for network nurses. What is next on workforce? Also, new rule for you "
@@ -303,6 +319,50 @@ def test_a_bare_whats_next_is_not_read_as_how_to_lead(bot: Assistant, element: s
     plan = bot.plan(f"What's next on {element}?")
     assert plan.direction == "next"
     assert (plan.element, plan.tier, plan.known_tier) == (element, "essentials", False)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What would the gold standard look like for us on integration?",
+        "Which plans are out in front on equity, and what do they do?",
+        "What would it take for us to lead the field on payment?",
+    ],
+)
+def test_asking_how_the_leaders_do_it_is_setting_the_standard(
+    bot: Assistant, question: str
+) -> None:
+    # No account of past work, no tier named, and not asking what comes next.
+    assert bot.plan(question).tier == "setting-the-standard"
+
+
+@pytest.mark.parametrize(
+    ("question", "profile", "element", "tier"),
+    [
+        (
+            "We've got the first tier done. What's on the next one?",
+            {"quality": "essentials"},
+            "quality",
+            "progressing-further",
+        ),
+        (
+            "Where do we even begin?",
+            {"family-caregiver-support": "none"},
+            "family-caregiver-support",
+            "essentials",
+        ),
+    ],
+)
+def test_a_profile_of_one_element_says_what_an_unsure_question_is_about(
+    bot: Assistant, question: str, profile: dict[str, str], element: str, tier: str
+) -> None:
+    plan = bot.plan(question, profile=profile)
+    assert (plan.element, plan.tier) == (element, tier)
+
+
+def test_a_profile_of_one_element_does_not_override_an_element_named(bot: Assistant) -> None:
+    plan = bot.plan("What are the first steps on payment?", profile={"equity": "essentials"})
+    assert plan.element == "payment"
 
 
 def test_the_last_plan_can_be_passed_instead_of_history(bot: Assistant) -> None:
