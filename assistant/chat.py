@@ -270,12 +270,12 @@ class Assistant:
         turns = [] if previous is not None else self._recent(history)
         # The question, its accounts of past work and any earlier turn whose plan is not
         # remembered go through the model together, in one call.
-        unplanned = turns[self._planned(turns, clean_profile) :]
+        unplanned = turns[self._planned(turns) :]
         self.retriever.store.embed_many(
             [*unplanned, *([text, *account_clauses(text)] if text else [])]
         )
         if previous is None:
-            previous = self._replay(turns, clean_profile)
+            previous = self._replay(turns)
         if not text:
             return refusal_plan("empty")
         return self.query.plan(
@@ -300,29 +300,29 @@ class Assistant:
         return [text for text in cleaned if text]
 
     @staticmethod
-    def _plan_keys(turns: Sequence[str], profile: Mapping[str, str]) -> list[tuple[Any, ...]]:
+    def _plan_keys(turns: Sequence[str]) -> list[tuple[str, ...]]:
         """The remembered-plan key of each prefix of the conversation's recent turns."""
-        key: tuple[Any, ...] = (tuple(sorted(profile.items())),)
-        keys = []
-        for text in turns:
-            key = (*key, text)
-            keys.append(key)
-        return keys
+        return [tuple(turns[: n + 1]) for n in range(len(turns))]
 
-    def _planned(self, turns: Sequence[str], profile: Mapping[str, str]) -> int:
+    def _planned(self, turns: Sequence[str]) -> int:
         """How many of the leading turns already have their plan remembered."""
-        keys = self._plan_keys(turns, profile)
+        keys = self._plan_keys(turns)
         return next((n for n, key in enumerate(keys) if key not in self._plans), len(keys))
 
-    def _replay(self, turns: Sequence[str], profile: Mapping[str, str]) -> QueryPlan | None:
-        """The last plan of the conversation, from its recent turns (``_recent``)."""
+    def _replay(self, turns: Sequence[str]) -> QueryPlan | None:
+        """The last plan of the conversation, from its recent turns (``_recent``).
+
+        Earlier turns given as text are read from their own words, without the profile: the
+        profile says where the plan stands now, which may already include what the
+        conversation has told since ("we've done all of that"), so "where do we start?" was
+        answered with The Essentials then. A caller that kept the plan actually shown passes
+        it as ``previous`` instead.
+        """
         previous: QueryPlan | None = None
-        for text, key in zip(turns, self._plan_keys(turns, profile), strict=True):
+        for text, key in zip(turns, self._plan_keys(turns), strict=True):
             cached = self._plans.get(key)
             if cached is None:
-                cached = self.query.plan(
-                    text, self.vector(text), previous=previous, profile=profile
-                )
+                cached = self.query.plan(text, self.vector(text), previous=previous)
                 self._plans[key] = cached
                 while len(self._plans) > _PLAN_CACHE_SIZE:
                     self._plans.popitem(last=False)

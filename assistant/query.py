@@ -375,7 +375,7 @@ class QueryStage:
         same_element = carried is not None and element in carried.element_keys
         # A follow-up on another element with its own account or profile is read on its own.
         own_reading = not same_element and bool(
-            progress.matches or (element and element in profile)
+            progress.matches or (element and (element in profile or element in not_started))
         )
         carried_tier = (
             (carried.tier or self.rules.tier_named(carried.question)) if carried else None
@@ -397,6 +397,14 @@ class QueryStage:
                 take(next_tier(carried_tier), _after(carried_tier))
             else:
                 take(carried_tier, f"The same tier as before, {TIER_NAMES[carried_tier]}.")
+            if done and plan.tier and TIER_KEYS.index(plan.tier) < TIER_KEYS.index(next_tier(done)):
+                # The profile says where the plan stands now: a follow-up never goes below the
+                # tier after what it marks complete.
+                take(
+                    next_tier(done),
+                    f"Your profile marks {TIER_NAMES[done]} as complete, so these are the next "
+                    "actions.",
+                )
         elif element is None:
             plan.tier = None  # each element takes its own next tier from the profile
         elif (

@@ -397,9 +397,14 @@ def wire_chat(
         turn = len(convo.turns)
         try:
             bot = holder.get()
+            # The plan the last answer was built on, when there is one: a follow-up ("we've
+            # done those") moves from the tier shown, not from a replay of the words.
+            last = convo.turns[-1].reply if convo.turns else None
+            shown_plan = last.plan if last is not None else None
             reply = bot.ask(
                 question,
                 history=[t.question for t in convo.turns],
+                previous=shown_plan,
                 profile=profile,
                 done_items=checked,
             )

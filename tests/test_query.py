@@ -11,6 +11,7 @@ import pytest
 
 from assistant import Assistant, IndexUnusable
 from assistant.classifier import Heads
+from assistant.config import TIER_KEYS
 from assistant.guards import Rules
 from assistant.progress import account_clauses, main_clause
 
@@ -408,6 +409,37 @@ def test_follow_ups_move_from_the_tier_just_shown(
 ) -> None:
     reply = bot.ask(question, history=history)
     assert (reply.kind, reply.element, reply.tier) == ("next_steps", element, tier)
+
+
+@pytest.mark.parametrize(
+    ("history", "question", "tier"),
+    [
+        # Earlier turns given as text are read from their own words: "where do we start?" got
+        # The Essentials then; the profile says where the plan stands now.
+        (["Where do we start on paying palliative providers?"], "We did all of that. Next?", 1),
+        (["What should we do first for family caregivers?"], "and after that?", 1),
+        # The profile is a floor: never below the tier after what it marks complete.
+        (["What are the essentials for payment?"], "Can I see those again?", 1),
+    ],
+)
+def test_a_follow_up_with_a_profile_reads_the_profile_as_where_the_plan_stands_now(
+    bot: Assistant, history: list[str], question: str, tier: int
+) -> None:
+    element = bot.plan(history[0]).element
+    assert element is not None
+    reply = bot.ask(question, history=history, profile={element: "essentials"})
+    assert (reply.element, reply.tier) == (element, TIER_KEYS[tier])
+    # A profile a tier higher lifts the same follow-up with it.
+    higher = bot.ask(question, history=history, profile={element: "progressing-further"})
+    assert higher.tier == "setting-the-standard"
+
+
+def test_a_follow_up_to_the_plan_shown_moves_from_the_tier_shown(bot: Assistant) -> None:
+    profile = {"payment": "essentials"}
+    first = bot.ask("Where do we start on paying palliative providers?", profile=profile)
+    assert first.tier == "progressing-further"  # the profile's next tier was shown
+    reply = bot.ask("We did all of that. Next?", previous=first.plan, profile=profile)
+    assert (reply.element, reply.tier) == ("payment", "setting-the-standard")
 
 
 def test_unsure_element_with_a_profile_answers_every_element_and_offers_the_guess(
