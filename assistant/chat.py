@@ -452,6 +452,7 @@ class Assistant:
             filters=Filters(kinds=kinds),
             vector=self.plan_vector(plan, question).tolist(),
             boost=boost,
+            answered=plan.answered,
         )
 
     def plan_vector(self, plan: QueryPlan, question: str) -> np.ndarray:
@@ -692,6 +693,7 @@ class Assistant:
                 k=6,
                 filters=Filters(element=plan.element, kinds=("resource",)),
                 vector=self.plan_vector(plan, question).tolist(),
+                answered=plan.answered,
             )
             passages = [h.passage for h in own]
             if hits and hits[0].passage.element != plan.element:

@@ -40,7 +40,7 @@ PASSAGE_GROUPS: dict[str, tuple[str, ...]] = {
 }
 SEED = 20261124
 # Changes whenever the feature layout changes: a model fitted on another layout is refitted.
-FEATURE_VERSION = "14"
+FEATURE_VERSION = "15"
 # Word n-grams count this much beside the standardised dense features.
 LEXICAL_WEIGHT = 1.0
 # Regularisation of every head (writer-held-out accuracy is flat from 0.1 to 2; lower C gives
@@ -65,6 +65,11 @@ EVIDENCE_SCALE = 4.0
 # not gain.
 NEIGHBOURS = 10
 NEIGHBOUR_TEMPERATURE = 20.0
+# Retrieval reads one more ranked list: the passages that answer the labelled questions nearest
+# to the question (each weighted as in the heads' vote), among those at least this close. A
+# question asked before in other words ("do we pay for the assessment if the member says no?")
+# finds the passage that answered it, though their words differ.
+ANSWERED_NEAR = 0.6
 
 
 class Example(BaseModel):
@@ -81,6 +86,9 @@ class Example(BaseModel):
     element: str | None = None
     tier: str | None = None
     refusal: str | None = None
+    cites: list[str] = Field(
+        default_factory=list, description="the toolkit passages a correct answer quotes"
+    )
 
 
 class Featurizer:
@@ -300,7 +308,27 @@ class Heads(BaseModel):
     labelled: Any = Field(
         default=None, description="every labelled question's vector, for the heads' votes"
     )
+    cited: list[list[str]] = Field(
+        default_factory=list, description="per labelled question, the passages that answer it"
+    )
     feature_version: str = FEATURE_VERSION
+
+    def answered(self, near: np.ndarray) -> list[str]:
+        """The passages that answer the labelled questions nearest to one question (``near``:
+        its cosines to every labelled question), most votes first."""
+        near = np.asarray(near).ravel()
+        k = min(NEIGHBOURS, near.size)
+        if not self.cited or k == 0:
+            return []
+        nearest = np.argpartition(-near, k - 1)[:k]
+        nearest = nearest[near[nearest] >= ANSWERED_NEAR]
+        votes: dict[str, float] = {}
+        top = float(near[nearest].max()) if nearest.size else 0.0
+        for row in nearest:
+            weight = float(np.exp(NEIGHBOUR_TEMPERATURE * (near[row] - top)))
+            for pid in self.cited[row]:
+                votes[pid] = votes.get(pid, 0.0) + weight
+        return sorted(votes, key=lambda pid: -votes[pid])
 
     def near(self, dense: np.ndarray) -> np.ndarray:
         """The rows' cosines to every labelled question: what the kind and element heads'
@@ -665,6 +693,7 @@ def fit_heads(
         n_examples=len(examples),
         groups=counts,
         labelled=labelled,
+        cited=[list(ex.cites) for ex in examples],
     )
 
 

@@ -81,6 +81,12 @@ class QueryPlan(BaseModel):
 
     # The question's vector (a follow-up's: joint with the earlier turn); kept out of JSON.
     search_vector: Any = Field(default=None, exclude=True, repr=False)
+    answered: list[str] = Field(
+        default_factory=list,
+        exclude=True,
+        repr=False,
+        description="passages that answer the labelled questions nearest to this one",
+    )
 
     @property
     def element(self) -> str | None:
@@ -280,6 +286,8 @@ class QueryStage:
                 plan, text, features, words, profile, carried if follows else None, not_started
             )
         plan.focus = self._focus(sims, plan.element_keys)
+        if not follows:
+            plan.answered = self.heads.answered(near[0])
         plan.confidence = round(in_scope[kind] * (elements[0].score if elements else 1.0), 4)
         plan.alternatives = self._alternatives(plan, in_scope, ranked_kinds)
         if unsure:

@@ -293,8 +293,10 @@ class HybridRetriever(BaseRetriever):
         filters: Filters | None = None,
         vector: list[float] | None = None,
         boost: Boost | None = None,
+        answered: Sequence[str] = (),
     ) -> list[Hit]:
-        """The ``k`` best passages for ``query`` under ``filters``, fused by RRF, then boosted."""
+        """The ``k`` best passages for ``query`` under ``filters``, fused by RRF, then boosted;
+        ``answered``: passage ids that answered similar questions, best first (one more list)."""
         filters = filters or self.filters
         k = k or self.k
         fused: dict[str, Hit] = {}
@@ -310,6 +312,14 @@ class HybridRetriever(BaseRetriever):
             ("lexical", toolkit_words),
             ("dense", documents_near),
             ("lexical", document_words),
+            (
+                "answered",
+                [
+                    (passage, 0.0)
+                    for pid in answered
+                    if (passage := self._by_id.get(pid)) is not None and filters.accepts(passage)
+                ],
+            ),
         ]
         for source, ranking in rankings:
             for rank, (passage, value) in enumerate(ranking, start=1):
@@ -327,7 +337,7 @@ class HybridRetriever(BaseRetriever):
                 hit.score += 1 / (RRF_K + rank)
                 if source == "dense":
                     hit.distance, hit.dense_rank = value, rank
-                else:
+                elif source == "lexical":
                     hit.lexical_rank = rank
         if boost is not None:
             for hit in fused.values():

@@ -34,6 +34,8 @@ from assistant.classifier import (
 from assistant.config import Settings
 from assistant.guards import Rules
 from assistant.progress import ProgressReader, account_clauses
+from assistant.schema import Passage
+from evals.phrases import normalize
 from evals.questions import EvalQuestion, load_questions
 
 if TYPE_CHECKING:
@@ -144,7 +146,12 @@ def prepare(
             example = to_example(question, group_name(path))
             # Read as the assistant reads a question: with staff shorthand spelled out.
             examples.append(
-                example.model_copy(update={"question": rules.spelled_out(example.question)})
+                example.model_copy(
+                    update={
+                        "question": rules.spelled_out(example.question),
+                        "cites": cited_passages(question, featurizer.passages),
+                    }
+                )
             )
     vectors = _embed_cached([e.question for e in examples], embed, cache)
     features = featurizer.features(vectors, texts=[e.question for e in examples], rules=rules)
@@ -158,6 +165,19 @@ def prepare(
         languages=[rules.language(e.question) for e in examples],
         digest=examples_digest(files),
     )
+
+
+def cited_passages(question: EvalQuestion, passages: Sequence[Passage]) -> list[str]:
+    """The toolkit passages that hold a phrase a correct answer to ``question`` must quote
+    (none for a follow-up, whose answer depends on the earlier turn, or a refusal)."""
+    if question.history or question.expect.kind in (None, "out_of_scope"):
+        return []
+    texts = [normalize(p.text) for p in passages]
+    return [
+        passage.id
+        for passage, text in zip(passages, texts, strict=True)
+        if any(normalize(phrase) in text for phrase in question.expect.must_cite)
+    ]
 
 
 def _tier_rows(

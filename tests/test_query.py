@@ -582,3 +582,30 @@ def test_problems_and_paraphrases_find_their_element_and_kind(
     # A close second reading is offered in one click, not hidden.
     offered = {(a.kind, a.element) for a in reply.alternatives}
     assert reply.kind == kind or (kind, element) in offered, (reply.kind, offered)
+
+
+def test_answered_ranks_the_passages_of_the_nearest_labelled_questions() -> None:
+    import numpy as np
+
+    from assistant.classifier import ANSWERED_NEAR
+
+    heads = Heads.model_construct(cited=[["a"], ["b"], ["a", "c"], []])
+    near = np.array([0.9, ANSWERED_NEAR - 0.01, 0.8, 0.95])
+    # "a" is voted by two close questions, "c" by one; "b"'s question is not close enough.
+    assert heads.answered(near) == ["a", "c"]
+    assert Heads.model_construct(cited=[]).answered(near[:0]) == []
+
+
+def test_a_question_asked_before_in_other_words_finds_the_passage_that_answered_it(
+    bot: Assistant,
+) -> None:
+    reply = bot.ask(
+        "If a member turns palliative care down after the first visit, is the provider still "
+        "owed for that visit?"
+    )
+    assert reply.kind == "explain" and reply.plan is not None
+    # The labelled questions nearest to it were answered by this item; the answer quotes it,
+    # and takes its tier from it.
+    assert reply.plan.answered[0] == "payment.essentials.2"
+    assert "payment.essentials.2" in [c.id for c in reply.citations]
+    assert (reply.element, reply.tier) == ("payment", "essentials")
