@@ -147,6 +147,13 @@ def check_done(done_items: Any, known: Collection[str]) -> set[str]:
     return {item for item in done_items if item in known}
 
 
+# The passages that answered the labelled questions nearest to a question that are read, best
+# first; an overview question whose nearest were answered by the summaries or goals of at
+# least ELEMENTS_ASKED elements asks what the elements are.
+ANSWERED_TOP = 6
+ELEMENTS_ASKED = 3
+
+
 class Assistant:
     """Answers questions about the toolkit from the index, with citations."""
 
@@ -478,7 +485,7 @@ class Assistant:
             case "resources":
                 return self._resources(question, plan)
             case "overview":
-                return self._overview(question)
+                return self._overview(question, plan)
             case _:
                 return self._explain(question, plan)
 
@@ -708,14 +715,16 @@ class Assistant:
         text, book = self.composer.listing(heading, passages)
         return reply_from(book, text, kind="resources", element=plan.element, tier=plan.tier)
 
-    def _overview(self, question: str) -> Reply:
+    def _overview(self, question: str, plan: QueryPlan) -> Reply:
         text = question.lower()
         intro = self.composer.by_id.get("intro.develop-a-plan.1")
         craft = self.composer.by_id.get("intro.craft-the-strategy.1")
-        # "tier" and "element" are the toolkit's own closed vocabulary for its structure.
+        # "tier" and "element" are the toolkit's own closed vocabulary for its structure; the
+        # labelled questions nearest to it say the same in other words ("what are the pillars?"
+        # was answered by the elements' own summaries).
         if re.search(r"\btiers?\b|\blevels?\b|cumulative", text):
             body, book = self.composer.tiers_overview(craft)
-        elif re.search(r"\belements?\b", text):
+        elif re.search(r"\belements?\b", text) or _asks_for_elements(plan.answered):
             body, book = self.composer.elements_overview(intro)
         else:
             chosen = [p for p in self.composer.by_id.values() if p.kind == "intro"]
@@ -724,8 +733,13 @@ class Assistant:
                 k=2,
                 filters=Filters(kinds=("contact", "appendix")),
                 vector=self.vector(question).tolist(),
+                answered=plan.answered,
             )
-            chosen += [h.passage for h in extra if (h.distance or 1.0) < 0.6]
+            chosen += [
+                h.passage
+                for h in extra
+                if (h.distance or 1.0) < 0.6 or h.passage.id in plan.answered[:ANSWERED_TOP]
+            ]
             body, book = self.composer.quotes("From the toolkit:", chosen, question)
         return reply_from(book, body, kind="overview")
 
@@ -793,6 +807,17 @@ class Assistant:
             out += list(SUGGESTED_START)
         out += [q for q in SUGGESTED_START if q not in out]
         return out
+
+
+def _asks_for_elements(answered: Sequence[str]) -> bool:
+    """Whether the labelled questions nearest to an overview question were answered by the
+    summaries or goals of several elements: it asks what the elements are."""
+    elements = {
+        pid.split(".", 1)[0]
+        for pid in answered[:ANSWERED_TOP]
+        if pid.endswith((".summary", ".goal"))
+    }
+    return len(elements) >= ELEMENTS_ASKED
 
 
 def _said(text: str) -> str:

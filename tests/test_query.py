@@ -11,7 +11,7 @@ import pytest
 
 from assistant import Assistant, IndexUnusable
 from assistant.classifier import Heads
-from assistant.config import TIER_KEYS
+from assistant.config import ELEMENT_KEYS, TIER_KEYS
 from assistant.guards import Rules
 from assistant.progress import account_clauses, main_clause
 
@@ -609,3 +609,17 @@ def test_a_question_asked_before_in_other_words_finds_the_passage_that_answered_
     assert reply.plan.answered[0] == "payment.essentials.2"
     assert "payment.essentials.2" in [c.id for c in reply.citations]
     assert (reply.element, reply.tier) == ("payment", "essentials")
+
+
+def test_an_overview_in_other_words_answers_as_its_nearest_labelled_questions_were(
+    bot: Assistant,
+) -> None:
+    # No closed word ("element", "tier") says what is asked: the labelled questions nearest to
+    # it were answered by the elements' summaries, so the answer lists the seven elements.
+    reply = bot.ask("what are the pillars of this framework?")
+    assert reply.kind == "overview"
+    cited = [c.id for c in reply.citations]
+    assert all(f"{key}.summary" in cited for key in ELEMENT_KEYS)
+    # ...and a question about the appendix quotes the appendix.
+    appendix = bot.ask("Tell me about Appendix Two.")
+    assert any(c.id.startswith("appendix.") for c in appendix.citations)
