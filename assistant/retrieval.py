@@ -312,14 +312,6 @@ class HybridRetriever(BaseRetriever):
             ("lexical", toolkit_words),
             ("dense", documents_near),
             ("lexical", document_words),
-            (
-                "answered",
-                [
-                    (passage, 0.0)
-                    for pid in answered
-                    if (passage := self._by_id.get(pid)) is not None and filters.accepts(passage)
-                ],
-            ),
         ]
         for source, ranking in rankings:
             for rank, (passage, value) in enumerate(ranking, start=1):
@@ -337,12 +329,42 @@ class HybridRetriever(BaseRetriever):
                 hit.score += 1 / (RRF_K + rank)
                 if source == "dense":
                     hit.distance, hit.dense_rank = value, rank
-                elif source == "lexical":
+                else:
                     hit.lexical_rank = rank
+        if answered:
+            self._reorder_toolkit(fused, answered, filters)
         if boost is not None:
             for hit in fused.values():
                 hit.score += boost.bonus(hit.passage)
         return sorted(fused.values(), key=lambda h: -h.score)[:k]
+
+    def _reorder_toolkit(
+        self, fused: dict[str, Hit], answered: Sequence[str], filters: Filters
+    ) -> None:
+        """Fuse ``answered`` (the passages that answered similar questions, best first) as one
+        more ranked list, for the toolkit's passages only, then shift them all back so the
+        toolkit's best keeps its score: the vote reorders the toolkit's passages, and a plan's
+        document still competes with the same best passage as before."""
+        toolkit = [hit for hit in fused.values() if hit.passage.kind != "document"]
+        if not toolkit:
+            return
+        best = max(hit.score for hit in toolkit)
+        voted = [
+            passage
+            for pid in answered
+            if (passage := self._by_id.get(pid)) is not None and filters.accepts(passage)
+        ]
+        for rank, passage in enumerate(voted, start=1):
+            hit = fused.get(passage.id)
+            if hit is None:
+                hit = fused[passage.id] = Hit.model_construct(
+                    passage=passage, score=0.0, distance=None, dense_rank=None, lexical_rank=None
+                )
+                toolkit.append(hit)
+            hit.score += 1 / (RRF_K + rank)
+        shift = max(hit.score for hit in toolkit) - best
+        for hit in toolkit:
+            hit.score -= shift
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
