@@ -208,6 +208,15 @@ def test_profile_changes_what_next_and_survives_a_reload(
     assert checked.count() == 3
 
 
+def test_a_follow_up_moves_on_from_the_tier_the_chat_showed(page: Any) -> None:
+    tick_equity_essentials(page)
+    page.get_by_role("tab", name="Chat").click()
+    ask(page, "Where do we start on equity?", 0)
+    assert "Equity › Progressing Further" in bot_text(page)  # the profile's next tier
+    ask(page, "We did all of that. Next?", 1)
+    assert "Equity › Setting the Standard" in bot_text(page)
+
+
 def test_build_my_plan_and_download_it(page: Any, browser: Any, app: AppServer) -> None:
     tick_equity_essentials(page)
     page.fill("#pg-plan-name textarea, #pg-plan-name input", "Acme Health 2027")
