@@ -268,15 +268,23 @@ class Neighbours(BaseModel):
         if groups is not None:
             same = np.asarray(groups)[:, None] == np.asarray(own_groups)[None, :]
             sims = np.where(same, _OWN_WRITER, sims)
-        n, k = sims.shape[0], min(NEIGHBOURS, sims.shape[1])
-        nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        near_k = np.take_along_axis(sims, nearest, axis=1)
-        weights = np.exp(NEIGHBOUR_TEMPERATURE * (near_k - near_k.max(axis=1, keepdims=True)))
+        n = sims.shape[0]
+        nearest, near_k, weights = nearest_weighted(sims)
         weights = np.where(near_k > _OWN_WRITER, weights, 0.0)
         cells = (np.arange(n)[:, None] * self.n_classes + self.classes[nearest]).ravel()
         out = np.bincount(cells, weights.ravel(), minlength=n * self.n_classes)
         out = out.reshape(n, self.n_classes)
         return out / np.maximum(out.sum(axis=1, keepdims=True), 1e-12)
+
+
+def nearest_weighted(sims: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of ``sims`` (cosines to labelled questions): the NEIGHBOURS nearest columns,
+    their cosines, and their weights exp(NEIGHBOUR_TEMPERATURE * cosine), relative to the best."""
+    k = min(NEIGHBOURS, sims.shape[1])
+    nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    near_k = np.take_along_axis(sims, nearest, axis=1)
+    weights = np.exp(NEIGHBOUR_TEMPERATURE * (near_k - near_k.max(axis=1, keepdims=True)))
+    return nearest, near_k, weights
 
 
 def nearness(labelled: np.ndarray, dense: np.ndarray) -> np.ndarray:
@@ -316,18 +324,17 @@ class Heads(BaseModel):
     def answered(self, near: np.ndarray) -> list[str]:
         """The passages that answer the labelled questions nearest to one question (``near``:
         its cosines to every labelled question), most votes first."""
-        near = np.asarray(near).ravel()
-        k = min(NEIGHBOURS, near.size)
-        if not self.cited or k == 0:
+        near = np.asarray(near, dtype=np.float32).reshape(1, -1)
+        if not self.cited or near.size == 0:
             return []
-        nearest = np.argpartition(-near, k - 1)[:k]
-        nearest = nearest[near[nearest] >= ANSWERED_NEAR]
+        # The same nearest questions and weights as the heads' vote (the best of them is close
+        # enough whenever any is, so the weights are relative to the same best).
+        nearest, near_k, weights = (a[0] for a in nearest_weighted(near))
         votes: dict[str, float] = {}
-        top = float(near[nearest].max()) if nearest.size else 0.0
-        for row in nearest:
-            weight = float(np.exp(NEIGHBOUR_TEMPERATURE * (near[row] - top)))
-            for pid in self.cited[row]:
-                votes[pid] = votes.get(pid, 0.0) + weight
+        for row, cosine, weight in zip(nearest, near_k, weights, strict=True):
+            if cosine >= ANSWERED_NEAR:
+                for pid in self.cited[row]:
+                    votes[pid] = votes.get(pid, 0.0) + float(weight)
         return sorted(votes, key=lambda pid: -votes[pid])
 
     def near(self, dense: np.ndarray) -> np.ndarray:

@@ -408,11 +408,7 @@ class QueryStage:
             if done and plan.tier and TIER_KEYS.index(plan.tier) < TIER_KEYS.index(next_tier(done)):
                 # The profile says where the plan stands now: a follow-up never goes below the
                 # tier after what it marks complete.
-                take(
-                    next_tier(done),
-                    f"Your profile marks {TIER_NAMES[done]} as complete, so these are the next "
-                    "actions.",
-                )
+                take(*_after_profile(done))
         elif element is None:
             plan.tier = None  # each element takes its own next tier from the profile
         elif (
@@ -430,15 +426,7 @@ class QueryStage:
             if plan.direction == "lead":
                 take("setting-the-standard", _LEAD)
             else:
-                tier = next_tier(done)
-                take(
-                    tier,
-                    f"Your profile marks {TIER_NAMES[done]} as complete, so these are the next "
-                    "actions."
-                    if tier != done
-                    else f"Your profile marks {TIER_NAMES[done]} as complete: it is the "
-                    "toolkit's highest tier, shown again.",
-                )
+                take(*_after_profile(done))
         elif (
             named
             and named != "setting-the-standard"
@@ -525,6 +513,20 @@ _LEAD = "You asked how to lead the field: this is the toolkit's highest tier."
 
 
 NO_TIER_AFTER = "Setting the Standard is the toolkit's highest tier; there is no tier after it."
+
+
+def _after_profile(done: str) -> tuple[str, str]:
+    """The tier after the one the profile marks complete, and the reason for it."""
+    tier = next_tier(done)
+    if tier == done:
+        return tier, (
+            f"Your profile marks {TIER_NAMES[done]} as complete: it is the toolkit's highest "
+            "tier, shown again."
+        )
+    return (
+        tier,
+        f"Your profile marks {TIER_NAMES[done]} as complete, so these are the next actions.",
+    )
 
 
 def _after(tier: str) -> str:

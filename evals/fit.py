@@ -34,7 +34,6 @@ from assistant.classifier import (
 from assistant.config import Settings
 from assistant.guards import Rules
 from assistant.progress import ProgressReader, account_clauses
-from assistant.schema import Passage
 from evals.phrases import normalize
 from evals.questions import EvalQuestion, load_questions
 
@@ -140,6 +139,7 @@ def prepare(
 ) -> Training:
     questions: list[EvalQuestion] = []
     examples: list[Example] = []
+    passage_texts = [(p.id, normalize(p.text)) for p in featurizer.passages]
     for path in files:
         for question in load_questions(path):
             questions.append(question)
@@ -149,7 +149,7 @@ def prepare(
                 example.model_copy(
                     update={
                         "question": rules.spelled_out(example.question),
-                        "cites": cited_passages(question, featurizer.passages),
+                        "cites": cited_passages(question, passage_texts),
                     }
                 )
             )
@@ -167,17 +167,14 @@ def prepare(
     )
 
 
-def cited_passages(question: EvalQuestion, passages: Sequence[Passage]) -> list[str]:
-    """The toolkit passages that hold a phrase a correct answer to ``question`` must quote
-    (none for a follow-up, whose answer depends on the earlier turn, or a refusal)."""
+def cited_passages(question: EvalQuestion, passages: Sequence[tuple[str, str]]) -> list[str]:
+    """The ids of ``passages`` (id, normalized text) that hold a phrase a correct answer to
+    ``question`` must quote (none for a follow-up, whose answer depends on the earlier turn,
+    or a refusal)."""
     if question.history or question.expect.kind in (None, "out_of_scope"):
         return []
-    texts = [normalize(p.text) for p in passages]
-    return [
-        passage.id
-        for passage, text in zip(passages, texts, strict=True)
-        if any(normalize(phrase) in text for phrase in question.expect.must_cite)
-    ]
+    phrases = [normalize(phrase) for phrase in question.expect.must_cite]
+    return [pid for pid, text in passages if any(phrase in text for phrase in phrases)]
 
 
 def _tier_rows(
