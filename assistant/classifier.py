@@ -40,7 +40,7 @@ PASSAGE_GROUPS: dict[str, tuple[str, ...]] = {
 }
 SEED = 20261124
 # Changes whenever the feature layout changes: a model fitted on another layout is refitted.
-FEATURE_VERSION = "15"
+FEATURE_VERSION = "16"
 # Word n-grams count this much beside the standardised dense features.
 LEXICAL_WEIGHT = 1.0
 # Regularisation of every head (writer-held-out accuracy is flat from 0.1 to 2; lower C gives
@@ -53,6 +53,13 @@ MAX_FALSE_REFUSALS = 0.01
 TYPO_RATIO = 0.8
 # Evidence is on a cosine scale, the vector on a unit-norm one: widen the evidence.
 EVIDENCE_SCALE = 4.0
+# Unknown words (ones the toolkit never uses) are counted up to this many in a feature row.
+UNKNOWN_COUNT_CAP = 4
+# A question this short, after an earlier turn, continues that turn ...
+SHORT_WORDS = 8
+# ... and is refused only at this P(out of scope) or above.
+FOLLOW_UP_REFUSAL = 0.98
+_WORDS = re.compile(r"[A-Za-z0-9']+")
 # The kind and element heads also read a vote of the labelled questions nearest to the
 # question (cosine of the same MiniLM vector): the nearest NEIGHBOURS, each weighted by
 # exp(NEIGHBOUR_TEMPERATURE * cosine), as extra inputs beside the vector (stacked: while
@@ -113,6 +120,7 @@ class Featurizer:
         self.by_initial: dict[str, list[str]] = {}
         for word in sorted(words):
             self.by_initial.setdefault(word[0], []).append(word)
+        self._known_words: dict[str, bool] = {}
 
     def _known(self, token: str) -> bool:
         """Whether the toolkit uses ``token``, or a word it is a misspelling of (same first
@@ -120,14 +128,23 @@ class Featurizer:
         if _stem(token) in self.stems:
             return True
         word = token.lower()
-        near = self.by_initial.get(word[0], [])
-        return bool(difflib.get_close_matches(word, near, n=1, cutoff=TYPO_RATIO))
+        known = self._known_words.get(word)
+        if known is None:
+            near = self.by_initial.get(word[0], [])
+            known = bool(difflib.get_close_matches(word, near, n=1, cutoff=TYPO_RATIO))
+            if len(self._known_words) < 100_000:
+                self._known_words[word] = known
+        return known
+
+    def unknown_words(self, text: str) -> tuple[float, int]:
+        """The share and the number of a question's content words that the toolkit never uses,
+        even misspelt (0 when it has none: "what should we do next?")."""
+        content = [t for t in _TOKEN.findall(text) if len(t) >= 3 and t.lower() not in _STOP]
+        unknown = sum(not self._known(t) for t in content)
+        return (unknown / len(content) if content else 0.0), unknown
 
     def unknown_share(self, text: str) -> float:
-        """The share of a question's content words that the toolkit never uses, even misspelt
-        (0 when it has none: "what should we do next?")."""
-        content = [t for t in _TOKEN.findall(text) if len(t) >= 3 and t.lower() not in _STOP]
-        return sum(not self._known(t) for t in content) / len(content) if content else 0.0
+        return self.unknown_words(text)[0]
 
     def similarities(self, vectors: np.ndarray) -> np.ndarray:
         """Cosine of each question (rows) with each toolkit passage (columns)."""
@@ -140,24 +157,41 @@ class Featurizer:
         *,
         texts: Sequence[str],
         rules: Rules,
+        follow_ups: Sequence[bool] | None = None,
     ) -> np.ndarray:
-        """One row per question: its vector, the passage evidence, and the closed-rule cues of
-        its text (``cues``)."""
+        """One row per question: its vector, the closed-rule cues of its text (``cues``), how
+        much of it is in words the toolkit never uses, whether it follows an earlier turn
+        (``follow_ups``, none by default), and the passage evidence."""
         vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         sims = self.similarities(vectors) if sims is None else np.atleast_2d(sims)
         best = [np.where(mask, sims, -1.0).max(axis=1) for mask in self.masks if mask.any()]
         top = sims.max(axis=1)
         evidence = np.stack([*best, top], axis=1)
-        cue_rows = np.asarray([cues(text, rules) for text in texts], dtype=np.float32)
+        follow_ups = follow_ups if follow_ups is not None else [False] * len(texts)
+        cue_rows = np.asarray(
+            [
+                [*cues(text, rules), *self._wording(text), float(follows)]
+                for text, follows in zip(texts, follow_ups, strict=True)
+            ],
+            dtype=np.float32,
+        )
         # Evidence is on a cosine scale, the vector on a unit-norm one: widen the evidence (and
         # the cues) so that one regularisation strength suits all. The nearest passage's cosine
         # stays the last column (``_topic_floor`` reads it).
         return np.hstack([vectors, EVIDENCE_SCALE * cue_rows, EVIDENCE_SCALE * evidence])
 
+    def _wording(self, text: str) -> tuple[float, float]:
+        """How far a question's words are from the toolkit's: the share of its content words
+        the toolkit never uses, and how many (capped): "IBNR reserves", "the NHS", "our badge
+        reader" speak of what the toolkit does not."""
+        share, count = self.unknown_words(text)
+        return share, min(count, UNKNOWN_COUNT_CAP) / UNKNOWN_COUNT_CAP
 
-# What follows the question's vector in a feature row: the cues, then the evidence (the best
-# cosine per element and per passage group, and the nearest passage's).
-_AFTER_VECTOR = (len(TIER_KEYS) + 2) + (len(ELEMENT_KEYS) + len(PASSAGE_GROUPS) + 1)
+
+# What follows the question's vector in a feature row: the cues, the wording and follow-up
+# flags, then the evidence (the best cosine per element and per passage group, the nearest
+# passage's).
+_AFTER_VECTOR = (len(TIER_KEYS) + 2) + 3 + (len(ELEMENT_KEYS) + len(PASSAGE_GROUPS) + 1)
 
 
 def vector_width(features: np.ndarray) -> int:
@@ -167,6 +201,11 @@ def vector_width(features: np.ndarray) -> int:
 
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'-]+")
 _STOP = ENGLISH_STOP_WORDS
+
+
+def is_short(text: str) -> bool:
+    """Whether a question is short enough to continue an earlier turn on its own."""
+    return len(_WORDS.findall(text)) <= SHORT_WORDS
 
 
 def _stem(token: str) -> str:
@@ -597,8 +636,10 @@ def _refuse_threshold(
     groups: Sequence[str],
     c: float,
     labelled: np.ndarray,
+    short_follow_ups: Sequence[bool],
 ) -> float:
-    """The lowest P(out of scope) threshold whose writer-held-out false refusals stay in budget."""
+    """The lowest P(out of scope) threshold whose writer-held-out false refusals stay in budget.
+    A short follow-up is refused only at ``FOLLOW_UP_REFUSAL``, so below it it costs nothing."""
     from sklearn.model_selection import GroupKFold
 
     rows = np.array([i for i, k in enumerate(kinds) if k is not None])
@@ -615,6 +656,8 @@ def _refuse_threshold(
         test_rows = dense[rows[test]]
         probs = head.probabilities(test_rows, words[rows[test]], near=nearness(labelled, test_rows))
         scores[test] = [p.get("out_of_scope", 0.0) for p in probs]
+    lenient = np.array([short_follow_ups[i] for i in rows])
+    scores = np.where(lenient & (scores < FOLLOW_UP_REFUSAL), 0.0, scores)
     in_scope = np.sort(scores[~is_out])
     allowed = int(np.floor(MAX_FALSE_REFUSALS * len(in_scope)))
     # Refuse at or above the score just over the (allowed+1)-th most out-of-scope-looking
@@ -690,7 +733,15 @@ def fit_heads(
         direction=_fit_head("direction", features, words, labels.direction, c),
         refusal=_fit_head("refusal", features, words, labels.refusal, c),
         refuse_threshold=(
-            _refuse_threshold(features, words, labels.kind, groups, c, labelled)
+            _refuse_threshold(
+                features,
+                words,
+                labels.kind,
+                groups,
+                c,
+                labelled,
+                [bool(ex.history) and is_short(ex.question) for ex in examples],
+            )
             if thresholds
             else 0.5
         ),

@@ -20,7 +20,14 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from assistant.answer import element_name
-from assistant.classifier import NONE, Featurizer, Heads, tier_features
+from assistant.classifier import (
+    FOLLOW_UP_REFUSAL,
+    NONE,
+    Featurizer,
+    Heads,
+    is_short,
+    tier_features,
+)
 from assistant.config import ELEMENT_KEYS, TIER_KEYS
 from assistant.guards import Rules
 from assistant.progress import Progress, ProgressReader, account_clauses
@@ -42,12 +49,8 @@ TIER_HEAD_WEIGHT = 2.0
 UNKNOWN_WORDS = 0.5
 # A reading whose score is at least this share of the best one is offered as an alternative.
 CLOSE_SHARE = 0.6
-# A question this short, with no element of its own, continues the earlier turn.
-SHORT_WORDS = 8
 # A short follow-up keeps its own element only when the heads give it at least this.
 FOLLOW_UP_OWN_ELEMENT = 0.8
-# P(out of scope) a short follow-up needs before it is refused.
-FOLLOW_UP_REFUSAL = 0.98
 # Action items this close to the question (cosine), and near the best one, are its focus.
 FOCUS_SIMILARITY = 0.45
 FOCUS_MARGIN = 0.06
@@ -168,15 +171,19 @@ class QueryStage:
         if guard:
             return refusal_plan(guard)
 
+        carried = previous if previous is not None and previous.kind != "out_of_scope" else None
         sims = self.featurizer.similarities(vector[None, :])[0]
         features = self.featurizer.features(
-            vector[None, :], sims[None, :], texts=[text], rules=self.rules
+            vector[None, :],
+            sims[None, :],
+            texts=[text],
+            rules=self.rules,
+            follow_ups=[carried is not None],
         )
         words = self.heads.word_row(text)
         near = self.heads.near(vector[None, :])
         kind_scores = self.heads.kind.probabilities(features, words, near=near)[0]
-        carried = previous if previous is not None and previous.kind != "out_of_scope" else None
-        short = len(_WORDS.findall(text)) <= SHORT_WORDS
+        short = is_short(text)
         # A short follow-up ("Fine. Next tier?") reads as nothing on its own: refuse it only
         # when it is clearly out of scope even so.
         threshold = self.heads.refuse_threshold

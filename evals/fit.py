@@ -154,7 +154,12 @@ def prepare(
                 )
             )
     vectors = _embed_cached([e.question for e in examples], embed, cache)
-    features = featurizer.features(vectors, texts=[e.question for e in examples], rules=rules)
+    features = featurizer.features(
+        vectors,
+        texts=[e.question for e in examples],
+        rules=rules,
+        follow_ups=[bool(e.history) for e in examples],
+    )
     named = [rules.tier_named(e.question) for e in examples]
     return Training(
         questions=questions,

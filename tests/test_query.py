@@ -489,6 +489,29 @@ def test_neighbour_vote_leaves_out_the_questions_own_writer() -> None:
     assert own.tolist() == [0.0, 1.0]
 
 
+def test_the_features_read_unknown_words_and_whether_a_turn_follows_another(
+    bot: Assistant,
+) -> None:
+    import numpy as np
+
+    featurizer, rules = bot.query.featurizer, bot.query.rules
+    assert featurizer.unknown_words("How do we pay for initial assessments?") == (0.0, 0)
+    # A misspelling of the toolkit's word is still the toolkit's word.
+    assert featurizer.unknown_words("How do we pay for initial asessments?") == (0.0, 0)
+    share, count = featurizer.unknown_words("The badge reader on our floor is broken, escalate?")
+    assert count >= 2 and share > 0.5
+    question = "And after that?"
+    vector = np.asarray(bot.embeddings.embed_query(question), dtype=np.float32)
+    rows = featurizer.features(
+        np.stack([vector, vector]),
+        texts=[question, question],
+        rules=rules,
+        follow_ups=[False, True],
+    )
+    differ = np.flatnonzero(rows[0] != rows[1])
+    assert len(differ) == 1 and rows[1, differ[0]] > rows[0, differ[0]]
+
+
 def test_alternative_questions_read_as_what_they_offer(bot: Assistant) -> None:
     from assistant.query import _alternative
 
