@@ -479,7 +479,7 @@ class Assistant:
                 return defined
         match plan.kind:
             case "out_of_scope":
-                return self._refuse(plan)
+                return self._from_documents(question, plan) or self._refuse(plan)
             case "next_steps":
                 return self._next_steps(question, plan, profile, done or set())
             case "resources":
@@ -531,6 +531,23 @@ class Assistant:
             element=plan.element or first.element,
             tier=first.tier,
         )
+
+    def _from_documents(self, question: str, plan: QueryPlan) -> Reply | None:
+        """A question the toolkit does not cover, by the learned reading (not a guard), that a
+        plan's own document answers best ("how many nights of respite does our plan
+        authorize?"): that document, under its own label. None otherwise."""
+        if plan.refusal != "not_covered" or not plan.kind_scores:
+            return None
+        if not self.retriever.has_documents:
+            return None
+        hits = self._search(question, plan, k=4)
+        if not hits or hits[0].passage.kind != "document":
+            return None
+        book = CitationBook()
+        documents = [h.passage for h in hits if h.passage.kind == "document"][:2]
+        lead = f"{_REFUSALS['not_covered']} Your plan's own documents say:"
+        text = self.composer.documents(lead, documents, question, book)
+        return reply_from(book, text, kind="explain")
 
     def _refuse(self, plan: QueryPlan) -> Reply:
         reason = plan.refusal or "not_covered"

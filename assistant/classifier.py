@@ -136,10 +136,15 @@ class Featurizer:
                 self._known_words[word] = known
         return known
 
+    @staticmethod
+    def content_words(text: str) -> list[str]:
+        """A question's words other than stop words ("what should we do next?" has none)."""
+        return [t for t in _TOKEN.findall(text) if len(t) >= 3 and t.lower() not in _STOP]
+
     def unknown_words(self, text: str) -> tuple[float, int]:
         """The share and the number of a question's content words that the toolkit never uses,
         even misspelt (0 when it has none: "what should we do next?")."""
-        content = [t for t in _TOKEN.findall(text) if len(t) >= 3 and t.lower() not in _STOP]
+        content = self.content_words(text)
         unknown = sum(not self._known(t) for t in content)
         return (unknown / len(content) if content else 0.0), unknown
 

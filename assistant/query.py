@@ -200,9 +200,11 @@ class QueryStage:
         # not the toolkit's subject.
         leaning = max(kind_scores, key=kind_scores.__getitem__)
         unknown = self.featurizer.unknown_share(text) if far else 0.0
+        # A question of stop words only ("What should we do next?") names no topic to be off.
         off_topic = (
             carried is None
             and far
+            and bool(self.featurizer.content_words(text))
             and (
                 p_out >= 0.3
                 or leaning != "overview"
