@@ -538,13 +538,10 @@ class Assistant:
         authorize?"): that document, under its own label. None otherwise."""
         if plan.refusal != "not_covered" or not plan.kind_scores:
             return None
-        if not self.retriever.has_documents:
-            return None
-        hits = self._search(question, plan, k=4)
-        if not hits or hits[0].passage.kind != "document":
+        documents = self._documents(question, plan, leading=True)
+        if not documents:
             return None
         book = CitationBook()
-        documents = [h.passage for h in hits if h.passage.kind == "document"][:2]
         lead = f"{_REFUSALS['not_covered']} Your plan's own documents say:"
         text = self.composer.documents(lead, documents, question, book)
         return reply_from(book, text, kind="explain")
@@ -681,11 +678,14 @@ class Assistant:
             tier=focus.tier if len(tiers) == 1 else None,
         )
 
-    def _documents(self, question: str, plan: QueryPlan) -> list[Passage]:
-        """A plan's own document passages that rank among the question's best hits."""
+    def _documents(self, question: str, plan: QueryPlan, *, leading: bool = False) -> list[Passage]:
+        """A plan's own document passages that rank among the question's best hits (with
+        ``leading``, only when a document is the best hit of all)."""
         if not self.retriever.has_documents:
             return []
         hits = self._search(question, plan, k=4)
+        if leading and (not hits or hits[0].passage.kind != "document"):
+            return []
         return [h.passage for h in hits if h.passage.kind == "document"][:2]
 
     def _fitting_resources(
