@@ -17,6 +17,7 @@ import difflib
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ PASSAGE_GROUPS: dict[str, tuple[str, ...]] = {
 }
 SEED = 20261124
 # Changes whenever the feature layout changes: a model fitted on another layout is refitted.
-FEATURE_VERSION = "16"
+FEATURE_VERSION = "17"
 # Word n-grams count this much beside the standardised dense features.
 LEXICAL_WEIGHT = 1.0
 # Regularisation of every head (writer-held-out accuracy is flat from 0.1 to 2; lower C gives
@@ -51,6 +52,10 @@ MAX_FALSE_REFUSALS = 0.01
 # How close a word must be to one of the toolkit's to be read as its misspelling (difflib's
 # ratio: "upteak" and "uptake" 0.83, "kitchen" and any toolkit word below 0.8).
 TYPO_RATIO = 0.8
+# A word names no element when at least this many labelled questions of an element use it and
+# no element has this share of them ("start", "steps", "next"; not "caregiver", "refer").
+GENERIC_SUPPORT = 20
+GENERIC_SHARE = 0.4
 # Evidence is on a cosine scale, the vector on a unit-norm one: widen the evidence.
 EVIDENCE_SCALE = 4.0
 # Unknown words (ones the toolkit never uses) are counted up to this many in a feature row.
@@ -363,7 +368,16 @@ class Heads(BaseModel):
     cited: list[list[str]] = Field(
         default_factory=list, description="per labelled question, the passages that answer it"
     )
+    generic_words: set[str] = Field(
+        default_factory=set,
+        description="stems that labelled questions use about every element alike (generic_words)",
+    )
     feature_version: str = FEATURE_VERSION
+
+    def names_no_element(self, text: str) -> bool:
+        """Whether every content word of ``text`` is one that fair questions use about every
+        element alike ("where do we start?", "what should we do next?")."""
+        return all(_stem(t) in self.generic_words for t in Featurizer.content_words(text))
 
     def answered(self, near: np.ndarray) -> list[str]:
         """The passages that answer the labelled questions nearest to one question (``near``:
@@ -757,7 +771,25 @@ def fit_heads(
         groups=counts,
         labelled=labelled,
         cited=[list(ex.cites) for ex in examples],
+        generic_words=generic_words(examples, labels.element),
     )
+
+
+def generic_words(examples: Sequence[Example], elements: Sequence[str | None]) -> set[str]:
+    """The stems of content words that the questions labelled with an element use about every
+    element alike: at least ``GENERIC_SUPPORT`` of them, none of the elements with
+    ``GENERIC_SHARE`` of them."""
+    by_stem: dict[str, Counter[str]] = {}
+    for ex, element in zip(examples, elements, strict=True):
+        if element is None or element == NONE:
+            continue
+        for stem in {_stem(t) for t in Featurizer.content_words(ex.question)}:
+            by_stem.setdefault(stem, Counter())[element] += 1
+    return {
+        stem
+        for stem, counts in by_stem.items()
+        if (n := counts.total()) >= GENERIC_SUPPORT and max(counts.values()) < GENERIC_SHARE * n
+    }
 
 
 def describe(heads: Heads) -> str:

@@ -263,16 +263,31 @@ class QueryStage:
             both = _joint(self._vector_of(carried), vector)
             elements = self._joint_elements(f"{carried.question} {text}", both) or elements
 
+        unsure = None
+        if (
+            kind == "next_steps"
+            and carried is None
+            and offered is None
+            and elements
+            and not _sure(elements)
+            and self.heads.names_no_element(text)
+        ):
+            # Every word of it is one that questions use about every element alike ("where do
+            # we start?"), and the heads are unsure: it names no element. The best guess is
+            # offered as an alternative. (Such words can still name one together, as in "every
+            # vendor we contract staffs differently", which the heads are sure is quality.)
+            unsure, elements = elements[0].element, []
+
         marked = {*profile, *not_started}
         if carried is None and len(marked) == 1 and kind != "overview" and not _sure(elements):
             # A profile that marks one element (done to some tier, or not started) says which
             # element the user is working on: a question unsure of its own element ("what
             # does the next tier list?") is read as about it.
             (only,) = marked
+            unsure = None
             own = ElementScore(element=only, score=round(element_scores.get(only, 0.0), 4))
             elements = [own, *(e for e in elements if e.element != only)][:3]
 
-        unsure = None
         if (
             kind == "next_steps"
             and (len(profile) > 1 or progress_known)

@@ -452,6 +452,28 @@ def test_unsure_element_with_a_profile_answers_every_element_and_offers_the_gues
     assert "| Payment | The Essentials | Progressing Further" in reply.text
 
 
+@pytest.mark.parametrize(
+    "question", ["What should we do next?", "Where do we start?", "Where should we begin?"]
+)
+def test_a_question_in_words_used_of_every_element_alike_names_none(
+    bot: Assistant, question: str
+) -> None:
+    # With no profile and no earlier turn: the Essentials of every element, not one element
+    # the heads lean to, which is offered instead.
+    reply = bot.ask(question)
+    assert (reply.kind, reply.element, reply.tier) == ("next_steps", None, "essentials")
+    assert "| Payment | Not started | The Essentials" in reply.text
+    assert [a.kind for a in reply.alternatives] == ["next_steps"]
+
+
+def test_words_used_of_every_element_alike_still_name_one_together(bot: Assistant) -> None:
+    assert bot.query.heads.names_no_element(
+        "Every palliative vendor we contract staffs differently."
+    )
+    reply = bot.ask("Every palliative vendor we contract staffs differently. What should we do?")
+    assert reply.element == "quality"
+
+
 def test_a_profile_with_nothing_complete_on_the_element_starts_at_the_essentials(
     bot: Assistant,
 ) -> None:
