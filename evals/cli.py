@@ -159,7 +159,11 @@ def parser() -> argparse.ArgumentParser:
         default=True,
         help="run leave-one-writer-out after fitting (default: on)",
     )
-    fit.add_argument("--json", type=Path, help="also write the scores as JSON here")
+    fit.add_argument(
+        "--json",
+        type=Path,
+        help="also write the scores as JSON here, with every held-out question's result",
+    )
     fit.set_defaults(handler=fit_command)
     diff = commands.add_parser("diff", help="list the questions that changed result")
     diff.add_argument("old", type=Path, help="earlier run's JSON")

@@ -220,6 +220,11 @@ class Score(BaseModel):
     counts: dict[str, int] = Field(
         default_factory=dict, description="how many questions each rate is over"
     )
+    results: list[dict[str, Any]] = Field(
+        default_factory=list,
+        exclude=True,
+        description="per question: what was expected, what came back, and why it failed",
+    )
 
 
 def _rate(values: list[bool]) -> float | None:
@@ -251,6 +256,17 @@ def score_group(bot: Assistant, group: str, questions: Sequence[EvalQuestion]) -
         refused=_rate(checks["refused"]),
         false_refusals=_rate(checks["false_refusals"]),
         counts={name: len(values) for name, values in checks.items()},
+        results=[
+            {
+                "group": group,
+                "follow_up": bool(q.history),
+                **r.model_dump(
+                    include={"id", "question", "expected_kind", "expected_element"}
+                    | {"expected_tier", "kind", "element", "tier", "refused", "passed", "reasons"}
+                ),
+            }
+            for q, r in zip(questions, results, strict=True)
+        ],
     )
 
 
@@ -449,6 +465,7 @@ def fit_json(held_out: Sequence[Score], inside: Sequence[Score]) -> str:
             "pooled": pooled(held_out, "all").model_dump(),
             "in_set": [s.model_dump() for s in inside],
             "in_set_pooled": pooled(inside, "all").model_dump(),
+            "leave_one_writer_out_questions": [r for s in held_out for r in s.results],
         },
         indent=2,
     )

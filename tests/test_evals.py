@@ -480,3 +480,29 @@ def test_run_on_another_set_with_the_baseline(
     assert run.systems[BASELINE].results[1].reasons == ["answered an out-of-scope question"]
     assert "Naive baseline" in markdown(run, chart_name=None)
     assert paths.markdown.is_file() and paths.chart is not None and paths.chart.is_file()
+
+
+def test_a_group_score_keeps_every_question_result_for_the_fit_json(bot: Any) -> None:
+    from evals.fit import fit_json, score_group
+
+    questions = parse_questions(
+        [
+            {
+                "id": "q1",
+                "question": "What should we do first on payment?",
+                "expect": {"kind": "next_steps", "element": "payment", "tier": "essentials"},
+            },
+            {
+                "id": "q2",
+                "question": "Can you draft a press release about our new benefit?",
+                "expect": {"kind": "out_of_scope"},
+            },
+        ]
+    )
+    scored = score_group(bot, "writer", questions)
+    assert [r["id"] for r in scored.results] == ["q1", "q2"]
+    assert [r["refused"] for r in scored.results] == [False, True]
+    assert scored.results[0]["element"] == "payment" and scored.results[0]["group"] == "writer"
+    stored = json.loads(fit_json([scored], [scored]))
+    assert [r["id"] for r in stored["leave_one_writer_out_questions"]] == ["q1", "q2"]
+    assert "results" not in stored["pooled"]
