@@ -69,6 +69,20 @@ def evaluate(
     return run, write_report(run, out, with_chart=chart)
 
 
+def require_current_index(settings: Settings) -> None:
+    """Scores are of the corpus as it is now: an index built from another corpus (a plan
+    document added or removed since) would answer from passages that are not there."""
+    from assistant.errors import IndexUnusable
+    from assistant.indexer import index_is_current
+
+    if not index_is_current(settings):
+        raise IndexUnusable(
+            f"The index was not built from {settings.corpus_dir} as it is now (a document was "
+            "added, changed or removed since, or the index is missing). Run `make index` (or "
+            "`python ingest.py`), then score again."
+        )
+
+
 def run_command(args: argparse.Namespace) -> int:
     from evals.gate import gate_failures
     from evals.harness import OURS, display_path
@@ -78,6 +92,7 @@ def run_command(args: argparse.Namespace) -> int:
     load_questions(args.questions)  # before the model loads: fail fast on a bad set
     settings = Settings()
     offline_environment()
+    require_current_index(settings)
     from assistant import Assistant
 
     clock = time.perf_counter()
@@ -120,6 +135,7 @@ def fit_command(args: argparse.Namespace) -> int:
     print(f"Query model {summary.path}: {state} {summary.description}")
     if not args.folds or (args.if_stale and not summary.refitted):
         return 0
+    require_current_index(settings)
     clock = time.perf_counter()
     held_out, inside, heads = evaluate_generalization(settings)
     print(table(held_out, inside))

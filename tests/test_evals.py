@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from assistant.config import Settings
-from assistant.errors import InvalidInput
+from assistant.errors import IndexUnusable, InvalidInput
 from assistant.schema import Citation, Passage, Reply
 from evals.baseline import CHUNK_SIZE, TOP_K, NaiveBaseline, split_corpus
 from evals.cli import DEFAULT_QUESTIONS, evaluate, main
@@ -506,3 +506,25 @@ def test_a_group_score_keeps_every_question_result_for_the_fit_json(bot: Any) ->
     stored = json.loads(fit_json([scored], [scored]))
     assert [r["id"] for r in stored["leave_one_writer_out_questions"]] == ["q1", "q2"]
     assert "results" not in stored["pooled"]
+
+
+def test_scoring_refuses_an_index_built_from_another_corpus(
+    built_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evals.cli import require_current_index
+
+    require_current_index(built_settings)  # built from the corpus as it is
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for source in built_settings.corpus_dir.iterdir():
+        (corpus / source.name).write_bytes(source.read_bytes())
+    (corpus / "respite-policy.md").write_text("# Respite\n\nUp to 21 nights a year.\n", "utf-8")
+    added = built_settings.model_copy(update={"corpus_dir": corpus})
+    with pytest.raises(IndexUnusable, match="make index"):
+        require_current_index(added)
+    # Through the command: a clear message and exit status 2, nothing scored.
+    monkeypatch.setenv("ASSISTANT_CORPUS_DIR", str(corpus))
+    monkeypatch.setenv("ASSISTANT_CHROMA_PATH", str(built_settings.chroma_path))
+    out = tmp_path / "out"
+    assert main(["run", "--questions", str(DEFAULT_QUESTIONS), "--out", str(out)]) == 2
+    assert not out.exists()
