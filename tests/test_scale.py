@@ -140,3 +140,24 @@ def test_scale_benchmark_prints_both_sizes_and_finds_the_new_document() -> None:
         assert row in out, out
     assert "passages/s" in out and "python ingest.py` took" in out
     assert "finds it: yes" in out, out
+
+
+def test_a_question_the_toolkit_does_not_cover_is_answered_from_a_document_only_if_it_fits(
+    tmp_path: Path, corpus_copy: Path
+) -> None:
+    (corpus_copy / NEW_DOCUMENT).write_text(new_document(), "utf-8")
+    settings = make_settings(tmp_path, corpus_dir=corpus_copy)
+    build_index(settings, show_progress=False)
+    bot = Assistant.from_settings(settings)
+    reply = bot.ask(NEW_QUESTION)
+    assert reply.text.startswith("The Develop a Plan toolkit does not cover that topic.")
+    assert {c.source for c in reply.citations} == {NEW_DOCUMENT}
+    # Uncovered questions the policy does not answer, though its words are near theirs
+    # (billing, appeals, records, training): refused, with nothing quoted from the policy.
+    for question in (
+        "Which CPT codes should our providers use to bill advance care planning conversations?",
+        "How long are we required to retain caregiver burden assessments and enrollment records?",
+        "How does a family appeal when the plan denies more home health aide hours?",
+    ):
+        refused = bot.ask(question)
+        assert (refused.kind, refused.citations) == ("out_of_scope", []), question
