@@ -159,6 +159,9 @@ def check_done(done_items: Any, known: Collection[str]) -> set[str]:
 # least ELEMENTS_ASKED elements asks what the elements are.
 ANSWERED_TOP = 6
 ELEMENTS_ASKED = 3
+# ... and one whose nearest were answered by at least two of the three tiers' descriptions
+# (and not by several elements') asks what the tiers are.
+TIERS_ASKED = 2
 
 
 class Assistant:
@@ -757,12 +760,18 @@ class Assistant:
         text = question.lower()
         intro = self.composer.by_id.get("intro.develop-a-plan.1")
         craft = self.composer.by_id.get("intro.craft-the-strategy.1")
-        # "tier" and "element" are the toolkit's own closed vocabulary for its structure; the
-        # labelled questions nearest to it say the same in other words ("what are the pillars?"
-        # was answered by the elements' own summaries).
-        if re.search(r"\btiers?\b|\blevels?\b|cumulative", text):
+        # "tier" and "element" are the toolkit's own closed vocabulary for its structure, when
+        # a question names one and not the other; otherwise the labelled questions nearest to
+        # it say what it asks ("what are the pillars?" was answered by the elements' own
+        # summaries, "what are the levels?" by the tiers, and "the seven elements, as top-level
+        # epics" names the elements).
+        tiers = bool(re.search(r"\btiers?\b|cumulative", text))
+        elements = bool(re.search(r"\belements?\b", text))
+        if tiers == elements:
+            tiers, elements = _asks_for_tiers(plan.answered), _asks_for_elements(plan.answered)
+        if tiers:
             body, book = self.composer.tiers_overview(craft)
-        elif re.search(r"\belements?\b", text) or _asks_for_elements(plan.answered):
+        elif elements:
             body, book = self.composer.elements_overview(intro)
         else:
             chosen = [p for p in self.composer.by_id.values() if p.kind == "intro"]
@@ -845,6 +854,15 @@ class Assistant:
             out += list(SUGGESTED_START)
         out += [q for q in SUGGESTED_START if q not in out]
         return out
+
+
+def _asks_for_tiers(answered: Sequence[str]) -> bool:
+    """Whether the labelled questions nearest to an overview question were answered first by
+    the tiers' own descriptions: it asks what the tiers are."""
+    top = answered[:ANSWERED_TOP]
+    return sum(pid.startswith("tier.") for pid in top) >= TIERS_ASKED and not _asks_for_elements(
+        top
+    )
 
 
 def _asks_for_elements(answered: Sequence[str]) -> bool:

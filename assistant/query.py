@@ -40,6 +40,8 @@ ELEMENT_FLOOR = 0.12
 ELEMENT_NONE = 0.25
 # A next-steps question with a weaker best element than this, and a profile, gets every element.
 SURE_ELEMENT = 0.7
+# ... and one whose every word is used of every element alike, with or without a profile.
+GENERIC_SURE = 0.9
 # The tier head's vote against the direction head's (writer-held-out next-steps tier accuracy:
 # 0.70 tier head alone, 0.82 direction alone, 0.84 equal votes, 0.87 at twice the weight, and
 # within half a point of that from 1.5 to 4 times).
@@ -269,13 +271,15 @@ class QueryStage:
             and carried is None
             and offered is None
             and elements
-            and not _sure(elements)
             and self.heads.names_no_element(text)
+            and (elements[0].score < GENERIC_SURE or not self.featurizer.content_words(text))
         ):
             # Every word of it is one that questions use about every element alike ("where do
-            # we start?"), and the heads are unsure: it names no element. The best guess is
-            # offered as an alternative. (Such words can still name one together, as in "every
-            # vendor we contract staffs differently", which the heads are sure is quality.)
+            # we start?", "what should we work on next?"): it names no element. The heads'
+            # best guess is offered as an alternative. Such words can still name one together
+            # ("every vendor we contract staffs differently" is quality): a reading the heads
+            # are near certain of stands, unless the question has no word but stop words
+            # ("where do we go from here?").
             unsure, elements = elements[0].element, []
 
         marked = {*profile, *not_started}

@@ -453,7 +453,14 @@ def test_unsure_element_with_a_profile_answers_every_element_and_offers_the_gues
 
 
 @pytest.mark.parametrize(
-    "question", ["What should we do next?", "Where do we start?", "Where should we begin?"]
+    "question",
+    [
+        "What should we do next?",
+        "Where do we start?",
+        "Where should we begin?",
+        "What should we work on next?",
+        "where do we go from here",
+    ],
 )
 def test_a_question_in_words_used_of_every_element_alike_names_none(
     bot: Assistant, question: str
@@ -665,6 +672,12 @@ def test_an_overview_in_other_words_answers_as_its_nearest_labelled_questions_we
     assert reply.kind == "overview"
     cited = [c.id for c in reply.citations]
     assert all(f"{key}.summary" in cited for key in ELEMENT_KEYS)
+    # "Level" is not the toolkit's word for a tier: a question that names the elements and says
+    # "high-level" asks for the elements; one that says "levels" alone, for the tiers.
+    summary = bot.ask("Give me a high-level summary of the elements")
+    assert all(f"{key}.summary" in [c.id for c in summary.citations] for key in ELEMENT_KEYS)
+    levels = bot.ask("what are the three levels and what do they mean")
+    assert {"tier.essentials", "tier.setting-the-standard"} <= {c.id for c in levels.citations}
     # ...and a question about the appendix quotes the appendix.
     appendix = bot.ask("Tell me about Appendix Two.")
     assert any(c.id.startswith("appendix.") for c in appendix.citations)
