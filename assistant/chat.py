@@ -695,13 +695,14 @@ class Assistant:
         if not self.retriever.has_documents:
             return []
         hits = self._search(question, plan, k=4)
-        if leading and not self._document_leads(question, hits):
+        if leading and not self._document_leads(self.plan_vector(plan, question), hits):
             return []
         return [h.passage for h in hits if h.passage.kind == "document"][:2]
 
-    def _document_leads(self, question: str, hits: list[Hit]) -> bool:
-        """Whether a plan's document is the best of ``hits`` and its passage is at least
-        ``DOCUMENT_LEAD`` nearer the question (cosine) than the toolkit's nearest passage."""
+    def _document_leads(self, vector: np.ndarray, hits: list[Hit]) -> bool:
+        """Whether a plan's document is the best of ``hits`` (searched with ``vector``) and its
+        passage is at least ``DOCUMENT_LEAD`` nearer ``vector`` (cosine) than the toolkit's
+        nearest passage."""
         if not hits or hits[0].passage.kind != "document":
             return False
         cosines = [
@@ -709,7 +710,7 @@ class Assistant:
             for h in hits
             if h.passage.kind == "document" and h.distance is not None
         ]
-        toolkit = float(self.query.featurizer.similarities(self.vector(question)[None, :]).max())
+        toolkit = float(self.query.featurizer.similarities(vector[None, :]).max())
         return bool(cosines) and max(cosines) - toolkit >= DOCUMENT_LEAD
 
     def _fitting_resources(
@@ -768,7 +769,9 @@ class Assistant:
         tiers = bool(re.search(r"\btiers?\b|cumulative", text))
         elements = bool(re.search(r"\belements?\b", text))
         if tiers == elements:
-            tiers, elements = _asks_for_tiers(plan.answered), _asks_for_elements(plan.answered)
+            # Several elements' summaries among the nearest answers outweigh the tiers'.
+            elements = _asks_for_elements(plan.answered)
+            tiers = not elements and _asks_for_tiers(plan.answered)
         if tiers:
             body, book = self.composer.tiers_overview(craft)
         elif elements:
@@ -857,12 +860,9 @@ class Assistant:
 
 
 def _asks_for_tiers(answered: Sequence[str]) -> bool:
-    """Whether the labelled questions nearest to an overview question were answered first by
-    the tiers' own descriptions: it asks what the tiers are."""
-    top = answered[:ANSWERED_TOP]
-    return sum(pid.startswith("tier.") for pid in top) >= TIERS_ASKED and not _asks_for_elements(
-        top
-    )
+    """Whether the labelled questions nearest to an overview question were answered by the
+    tiers' own descriptions: it asks what the tiers are."""
+    return sum(pid.startswith("tier.") for pid in answered[:ANSWERED_TOP]) >= TIERS_ASKED
 
 
 def _asks_for_elements(answered: Sequence[str]) -> bool:

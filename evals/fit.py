@@ -44,6 +44,20 @@ HERE = Path(__file__).resolve().parent
 EXAMPLE_GLOBS = ("writers/*.yaml", "questions.yaml", "samples/*.yaml")
 REPORT = HERE / "reports" / "generalization.md"
 FIRST_CONTACT = HERE / "first_contact.yaml"
+# What the fit's JSON keeps of each held-out question's result.
+RESULT_FIELDS = {
+    "id",
+    "question",
+    "expected_kind",
+    "expected_element",
+    "expected_tier",
+    "kind",
+    "element",
+    "tier",
+    "refused",
+    "passed",
+    "reasons",
+}
 
 
 def example_files(root: Path = HERE) -> list[Path]:
@@ -260,10 +274,7 @@ def score_group(bot: Assistant, group: str, questions: Sequence[EvalQuestion]) -
             {
                 "group": group,
                 "follow_up": bool(q.history),
-                **r.model_dump(
-                    include={"id", "question", "expected_kind", "expected_element"}
-                    | {"expected_tier", "kind", "element", "tier", "refused", "passed", "reasons"}
-                ),
+                **r.model_dump(include=RESULT_FIELDS),
             }
             for q, r in zip(questions, results, strict=True)
         ],
