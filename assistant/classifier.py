@@ -24,7 +24,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from assistant.config import ELEMENT_KEYS, TIER_KEYS
@@ -33,8 +33,6 @@ from assistant.guards import Rules
 from assistant.schema import KINDS, Passage
 
 NONE = "none"
-OUT = "out_of_scope"
-IN = "in_scope"
 PASSAGE_GROUPS: dict[str, tuple[str, ...]] = {
     "action": ("action_item", "subgoal"),
     "resource": ("resource",),
@@ -43,7 +41,7 @@ PASSAGE_GROUPS: dict[str, tuple[str, ...]] = {
 }
 SEED = 20261124
 # Changes whenever the feature layout changes: a model fitted on another layout is refitted.
-FEATURE_VERSION = "18"
+FEATURE_VERSION = "17"
 # Word n-grams count this much beside the standardised dense features.
 LEXICAL_WEIGHT = 1.0
 # Regularisation of every head (writer-held-out accuracy is flat from 0.1 to 2; lower C gives
@@ -355,7 +353,6 @@ class Heads(BaseModel):
     tier: Head
     direction: Head
     refusal: Head
-    scope: Head = Field(description="in scope or out of scope, every labelled question")
     refuse_threshold: float
     language_threshold: float
     topic_floor: float = Field(
@@ -376,7 +373,6 @@ class Heads(BaseModel):
         description="stems that labelled questions use about every element alike (generic_words)",
     )
     feature_version: str = FEATURE_VERSION
-    _half: Any = PrivateAttr(default=None)
 
     def names_no_element(self, text: str) -> bool:
         """Whether every content word of ``text`` is one that fair questions use about every
@@ -399,27 +395,10 @@ class Heads(BaseModel):
                     votes[pid] = votes.get(pid, 0.0) + float(weight)
         return sorted(votes, key=lambda pid: -votes[pid])
 
-    def p_out(
-        self, kind_scores: dict[str, float], dense: np.ndarray, words: Any, near: np.ndarray
-    ) -> float:
-        """P(out of scope) of one question: the mean of the kind head's and the scope head's.
-        Writer-grouped (10 folds, 5,534 questions), the out-of-scope questions caught at 1%
-        false refusals: kind head 94.0%, scope head 94.6%, their mean 94.8%."""
-        scope = self.scope.probabilities(dense, words, near=near)[0]
-        return out_of_scope(kind_scores, scope)
-
     def near(self, dense: np.ndarray) -> np.ndarray:
-        """The rows' cosines to every labelled question: what the heads' votes read (one
-        product per question, shared by all). In half precision: within 3e-4 of float32 on the
-        labelled questions, and 0.22 ms instead of 0.71 ms a question once the embedding
-        model's pass has pushed the 8.5 MB matrix out of the CPU cache (the fit keeps float32,
-        where the product is over thousands of rows)."""
-        import torch
-
-        if self._half is None:
-            self._half = torch.from_numpy(np.ascontiguousarray(self.labelled)).half()
-        rows = np.asarray(dense, dtype=np.float32)[:, : self._half.shape[1]]
-        return (torch.from_numpy(np.ascontiguousarray(rows)).half() @ self._half.T).float().numpy()
+        """The rows' cosines to every labelled question: what the kind and element heads'
+        votes read (one product per question, shared by both)."""
+        return nearness(self.labelled, dense)
 
     def words(self, texts: Sequence[str]) -> Any:
         return self.lexical.transform(list(texts)) * LEXICAL_WEIGHT
@@ -636,16 +615,10 @@ def _fit_head(
     return head
 
 
-def out_of_scope(kind_scores: dict[str, float], scope_scores: dict[str, float]) -> float:
-    """The refusal score: the mean of the two heads' P(out of scope)."""
-    return (kind_scores.get(OUT, 0.0) + scope_scores.get(OUT, 0.0)) / 2
-
-
 class Labels(BaseModel):
     """The per-head training labels of a list of examples (None = not used by that head)."""
 
     kind: list[str | None]
-    scope: list[str | None]
     element: list[str | None]
     tier: list[str | None]
     direction: list[str | None]
@@ -665,8 +638,6 @@ def labels_for(
             element.append(ex.element or NONE)
     return Labels(
         kind=[ex.kind for ex in examples],
-        # Every labelled question is in scope or out (one with two fair kinds is in scope).
-        scope=[OUT if ex.kind == OUT else IN for ex in examples],
         element=element,
         tier=[tier_label(ex) for ex in examples],
         direction=[
@@ -680,34 +651,30 @@ def labels_for(
 def _refuse_threshold(
     dense: np.ndarray,
     words: Any,
-    labels: Labels,
+    kinds: Sequence[str | None],
     groups: Sequence[str],
     c: float,
     labelled: np.ndarray,
     short_follow_ups: Sequence[bool],
 ) -> float:
-    """The lowest P(out of scope) threshold (``out_of_scope``) whose writer-held-out false
-    refusals stay in budget. A short follow-up is refused only at ``FOLLOW_UP_REFUSAL``, so
-    below it it costs nothing."""
+    """The lowest P(out of scope) threshold whose writer-held-out false refusals stay in budget.
+    A short follow-up is refused only at ``FOLLOW_UP_REFUSAL``, so below it it costs nothing."""
     from sklearn.model_selection import GroupKFold
 
-    rows = np.array([i for i, k in enumerate(labels.scope) if k is not None])
+    rows = np.array([i for i, k in enumerate(kinds) if k is not None])
     g = np.array([groups[i] for i in rows])
-    is_out = np.array([labels.scope[i] == OUT for i in rows])
+    is_out = np.array([kinds[i] == "out_of_scope" for i in rows])
     if len(set(g)) < 3 or is_out.all() or not is_out.any():
         return 0.5
     scores = np.zeros(len(rows))
     for train, test in GroupKFold(n_splits=min(5, len(set(g)))).split(rows, is_out, g):
-        heads = []
-        for name, every in (("kind", labels.kind), ("scope", labels.scope)):
-            only: list[str | None] = [None] * len(every)
-            for i in rows[train]:
-                only[i] = every[i]
-            heads.append(_fit_head(name, dense, words, only, c, labelled=labelled, groups=groups))
+        labels: list[str | None] = [None] * len(kinds)
+        for i in rows[train]:
+            labels[i] = kinds[i]
+        head = _fit_head("kind", dense, words, labels, c, labelled=labelled, groups=groups)
         test_rows = dense[rows[test]]
-        near = nearness(labelled, test_rows)
-        kind, scope = (h.probabilities(test_rows, words[rows[test]], near=near) for h in heads)
-        scores[test] = [out_of_scope(k, s) for k, s in zip(kind, scope, strict=True)]
+        probs = head.probabilities(test_rows, words[rows[test]], near=nearness(labelled, test_rows))
+        scores[test] = [p.get("out_of_scope", 0.0) for p in probs]
     lenient = np.array([short_follow_ups[i] for i in rows])
     scores = np.where(lenient & (scores < FOLLOW_UP_REFUSAL), 0.0, scores)
     in_scope = np.sort(scores[~is_out])
@@ -784,14 +751,11 @@ def fit_heads(
         tier=_fit_head("tier", tier_rows, words, labels.tier, c),
         direction=_fit_head("direction", features, words, labels.direction, c),
         refusal=_fit_head("refusal", features, words, labels.refusal, c),
-        scope=_fit_head(
-            "scope", features, words, labels.scope, c, labelled=labelled, groups=groups
-        ),
         refuse_threshold=(
             _refuse_threshold(
                 features,
                 words,
-                labels,
+                labels.kind,
                 groups,
                 c,
                 labelled,

@@ -191,7 +191,7 @@ class QueryStage:
         threshold = self.heads.refuse_threshold
         if carried is not None and short:
             threshold = max(threshold, FOLLOW_UP_REFUSAL)
-        p_out = self.heads.p_out(kind_scores, features, words, near)
+        p_out = kind_scores.get("out_of_scope", 0.0)
         element_scores = self.heads.element.probabilities(features, words, near=near)[0]
         elements = self._elements(element_scores)
         # Nearer no passage than fair questions ever are.

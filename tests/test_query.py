@@ -518,45 +518,6 @@ def test_neighbour_vote_leaves_out_the_questions_own_writer() -> None:
     assert own.tolist() == [0.0, 1.0]
 
 
-def test_the_heads_vote_reads_the_same_neighbours_as_in_full_precision(bot: Assistant) -> None:
-    import numpy as np
-
-    heads = bot.query.heads
-    rows = heads.labelled[::97]
-    exact = rows @ heads.labelled.T
-    half = heads.near(rows)
-    assert np.abs(half - exact).max() < 1e-3
-    # The ten nearest labelled questions are the same, bar ties within that error.
-    for got, want in zip(half, exact, strict=True):
-        tenth = np.sort(want)[-10]
-        assert set(np.flatnonzero(want > tenth + 1e-3)) <= set(np.argsort(got)[-10:])
-
-
-def test_the_refusal_score_is_read_from_both_the_kind_and_the_scope_head(bot: Assistant) -> None:
-    import numpy as np
-
-    heads = bot.query.heads
-    assert heads.scope.model.classes_.tolist() == ["in_scope", "out_of_scope"]
-    # The scope head learns from every labelled question, those with two fair kinds too.
-    assert len(heads.scope.neighbours.rows) == heads.n_examples
-    plans = {
-        q: bot.plan(q)
-        for q in ("Tell me a joke about actuaries.", "What should we do first on equity?")
-    }
-    joke, fair = plans.values()
-    assert joke.kind == "out_of_scope" and fair.kind == "next_steps"
-    question = "What is the weather like in Sacramento this week?"
-    vector = np.asarray(bot.embeddings.embed_query(question), dtype=np.float32)[None, :]
-    features = bot.query.featurizer.features(vector, texts=[question], rules=bot.query.rules)
-    words, near = heads.word_row(question), heads.near(vector)
-    kind = heads.kind.probabilities(features, words, near=near)[0]
-    scope = heads.scope.probabilities(features, words, near=near)[0]
-    p_out = heads.p_out(kind, features, words, near)
-    assert min(kind["out_of_scope"], scope["out_of_scope"]) <= p_out
-    assert p_out <= max(kind["out_of_scope"], scope["out_of_scope"])
-    assert p_out >= heads.refuse_threshold
-
-
 def test_the_features_read_unknown_words_and_whether_a_turn_follows_another(
     bot: Assistant,
 ) -> None:
