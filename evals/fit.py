@@ -4,8 +4,7 @@
     python -m evals fit --if-stale    # refit only when an example file changed (make index)
     python -m evals fit --no-folds    # refit and save only
 
-Examples are every question file directly in ``evals/writers/`` (one file per writer; sets kept
-in ``evals/writers/pending/`` are not read) plus the gated
+Examples are every question file directly in ``evals/writers/`` (one file per writer) plus the gated
 sets (``evals/questions.yaml``, ``evals/samples/*.yaml``); a file is a group. Leave-one-writer-out
 refits everything (heads and thresholds) without one group, then runs the real assistant over
 that group's questions and scores them with the evaluation rules: that is the generalization
