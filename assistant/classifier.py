@@ -41,7 +41,7 @@ PASSAGE_GROUPS: dict[str, tuple[str, ...]] = {
 }
 SEED = 20261124
 # Changes whenever the feature layout changes: a model fitted on another layout is refitted.
-FEATURE_VERSION = "17"
+FEATURE_VERSION = "20"
 # Word n-grams count this much beside the standardised dense features.
 LEXICAL_WEIGHT = 1.0
 # Regularisation of every head (writer-held-out accuracy is flat from 0.1 to 2; lower C gives
@@ -458,13 +458,13 @@ def _own_profile(example: Example) -> str:
     return example.profile.get(example.element or "", "none")
 
 
-def tier_label(example: Example) -> str | None:
+def tier_label(example: Example, *, follow_ups: bool = False) -> str | None:
     """The tier a labelled next-steps question asks for when the question alone decides it.
 
-    Follow-ups (the earlier turn decides) and questions whose profile covers the element (the
-    profile decides) are left out.
+    Follow-ups (the earlier turn decides; kept with ``follow_ups``) and questions whose profile
+    covers the element (the profile decides) are left out.
     """
-    if example.kind != "next_steps" or example.tier is None or example.history:
+    if example.kind != "next_steps" or example.tier is None or example.history and not follow_ups:
         return None
     return example.tier if _own_profile(example) == "none" else None
 
@@ -475,11 +475,16 @@ def direction_label(example: Example, named: str | None, account: bool = False) 
     ``named`` is the tier the question names outright; ``account`` says whether it describes
     work already done. "named": it asks for that tier; "next": the tier after what is done
     (named or described); "start" and "lead": the first and the highest tier without anything
-    done being said.
+    done being said. A follow-up's tier is read against the tier shown before it.
     """
-    tier = tier_label(example)
+    tier = tier_label(example, follow_ups=True)
     if tier is None:
         return None
+    if named is None and example.history:
+        # Where the tier alone says it: the middle tier is the one after the tier shown ("and
+        # if we're already doing that?"), the first a start; the highest could be the next or
+        # a leader's, and is left out.
+        return {"essentials": "start", "progressing-further": "next"}.get(tier)
     if named is not None:
         if named == tier:
             return "named"

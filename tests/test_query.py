@@ -518,6 +518,31 @@ def test_neighbour_vote_leaves_out_the_questions_own_writer() -> None:
     assert own.tolist() == [0.0, 1.0]
 
 
+def test_a_follow_ups_direction_is_learned_from_the_tier_it_asks_for() -> None:
+    from assistant.classifier import Example, direction_label
+
+    def follow_up(tier: str, **more: object) -> Example:
+        return Example(
+            id="x",
+            group="g",
+            question="and if we're already doing that?",
+            history=["how do we get regular doctors doing the basics?"],
+            kind="next_steps",
+            element="workforce-capacity",
+            tier=tier,
+            **more,  # type: ignore[arg-type]
+        )
+
+    assert direction_label(follow_up("progressing-further"), None) == "next"
+    assert direction_label(follow_up("essentials"), None) == "start"
+    # The highest tier after an earlier turn is the next or a leader's: not a label.
+    assert direction_label(follow_up("setting-the-standard"), None) is None
+    assert direction_label(follow_up("essentials"), "essentials") == "named"
+    # A profile that covers the element decides, not the question.
+    covered = follow_up("progressing-further", profile={"workforce-capacity": "essentials"})
+    assert direction_label(covered, None) is None
+
+
 def test_the_features_read_unknown_words_and_whether_a_turn_follows_another(
     bot: Assistant,
 ) -> None:
