@@ -145,7 +145,8 @@ class QueryStage:
             for kind in get_args(Kind)
             if kind != "out_of_scope"
             for element in (*ELEMENT_KEYS, None)
-            for alt in [_alternative(kind, element)]
+            for tier in ((None, *TIER_KEYS) if kind == "next_steps" and element else (None,))
+            for alt in [_alternative(kind, element, tier)]
         }
 
     # -- the stage ----------------------------------------------------------------------------
@@ -317,7 +318,12 @@ class QueryStage:
         if not follows:
             plan.answered = self.heads.answered(near[0])
         plan.confidence = round(in_scope[kind] * (elements[0].score if elements else 1.0), 4)
-        plan.alternatives = self._alternatives(plan, in_scope, ranked_kinds)
+        plan.alternatives = [
+            self._with_tier(alt, plan, text, features, words, profile, not_started)
+            if plan.kind != "next_steps" and not follows
+            else alt
+            for alt in self._alternatives(plan, in_scope, ranked_kinds)
+        ]
         if unsure:
             plan.alternatives = [_alternative("next_steps", unsure), *plan.alternatives][:2]
         return plan
@@ -521,6 +527,29 @@ class QueryStage:
         )
         return [passages[i].id for i in chosen[:3]]
 
+    def _with_tier(
+        self,
+        alt: Alternative,
+        plan: QueryPlan,
+        text: str,
+        features: np.ndarray,
+        words: Any,
+        profile: Mapping[str, str],
+        not_started: Collection[str],
+    ) -> Alternative:
+        """A next-steps reading offered beside another kind, with the tier the question asks
+        for when read as next steps ("which plans are out in front on equity, and what do they
+        do?" offers Setting the Standard on equity, not the tier a bare "what's next" gets)."""
+        if alt.kind != "next_steps" or alt.element is None:
+            return alt
+        reading = QueryPlan(
+            kind="next_steps",
+            elements=[ElementScore(element=alt.element, score=1.0)],
+            question=plan.question,
+        )
+        self._tier(reading, text, features, words, profile, None, not_started)
+        return _alternative("next_steps", alt.element, reading.tier) if reading.tier else alt
+
     def _alternatives(
         self, plan: QueryPlan, kinds: dict[str, float], ranked: list[str]
     ) -> list[Alternative]:
@@ -590,9 +619,25 @@ def _progress_reason(progress: Progress, tier: str) -> str:
     return f"{head} Read as done: {said}."
 
 
-def _alternative(kind: Kind, element: str | None) -> Alternative:
+# A next-steps reading offered with its tier names the tier, so the offered question reads the same.
+_TIER_QUESTIONS = {
+    "essentials": "What are The Essentials for {element}?",
+    "progressing-further": "What does Progressing Further on {element} involve?",
+    "setting-the-standard": "What does Setting the Standard on {element} involve?",
+}
+
+
+def _alternative(kind: Kind, element: str | None, tier: str | None = None) -> Alternative:
     name = element_name(element) if element else ""
     low = name.lower()
+    if kind == "next_steps" and element and tier:
+        return Alternative(
+            kind=kind,
+            element=element,
+            tier=tier,
+            label=f"{TIER_NAMES[tier]} on {name}",
+            question=_TIER_QUESTIONS[tier].format(element=low),
+        )
     match kind:
         case "resources":
             label = f"resources for {name}" if name else "resources"

@@ -68,6 +68,7 @@ class Alternative(BaseModel):
 
     kind: Kind
     element: str | None = None
+    tier: str | None = Field(default=None, description="the tier a next-steps reading asks for")
     label: str = Field(description="e.g. 'resources for Workforce Capacity'")
     question: str = Field(description="the question to ask for this reading")
 

@@ -333,8 +333,24 @@ def test_a_bare_whats_next_is_not_read_as_how_to_lead(bot: Assistant, element: s
 def test_asking_how_the_leaders_do_it_is_setting_the_standard(
     bot: Assistant, question: str
 ) -> None:
-    # No account of past work, no tier named, and not asking what comes next.
-    assert bot.plan(question).tier == "setting-the-standard"
+    # No account of past work, no tier named, and not asking what comes next. A question as
+    # near to asking what the toolkit says (which plans?) offers the next-steps reading beside
+    # it, at the tier it asks for.
+    plan = bot.plan(question)
+    offered = [a.tier for a in plan.alternatives if a.kind == "next_steps"]
+    assert plan.tier == "setting-the-standard" or offered == ["setting-the-standard"], plan
+
+
+@pytest.mark.parametrize("tier", ["essentials", "progressing-further", "setting-the-standard"])
+def test_an_offered_next_steps_reading_keeps_its_tier_when_sent_back(
+    bot: Assistant, tier: str
+) -> None:
+    from assistant.query import _alternative
+
+    offered = _alternative("next_steps", "equity", tier)
+    assert offered.tier == tier and offered.label.endswith("on Equity")
+    plan = bot.plan(offered.question)
+    assert (plan.kind, plan.element, plan.tier) == ("next_steps", "equity", tier)
 
 
 @pytest.mark.parametrize(
