@@ -559,6 +559,20 @@ def test_a_follow_ups_direction_is_learned_from_the_tier_it_asks_for() -> None:
     assert direction_label(covered, None) is None
 
 
+def test_the_heads_vote_reads_the_same_neighbours_as_in_full_precision(bot: Assistant) -> None:
+    import numpy as np
+
+    heads = bot.query.heads
+    rows = heads.labelled[::97]
+    exact = rows @ heads.labelled.T
+    half = heads.near(rows)
+    assert np.abs(half - exact).max() < 1e-3
+    # The ten nearest labelled questions are the same, bar ties within that error.
+    for got, want in zip(half, exact, strict=True):
+        tenth = np.sort(want)[-10]
+        assert set(np.flatnonzero(want > tenth + 1e-3)) <= set(np.argsort(got)[-10:])
+
+
 def test_the_features_read_unknown_words_and_whether_a_turn_follows_another(
     bot: Assistant,
 ) -> None:
