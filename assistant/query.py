@@ -319,7 +319,7 @@ class QueryStage:
             plan.answered = self.heads.answered(near[0])
         plan.confidence = round(in_scope[kind] * (elements[0].score if elements else 1.0), 4)
         plan.alternatives = [
-            self._with_tier(alt, plan, text, features, words, profile, not_started)
+            self._with_tier(alt, text, features, words, profile, not_started)
             if plan.kind != "next_steps" and not follows
             else alt
             for alt in self._alternatives(plan, in_scope, ranked_kinds)
@@ -530,7 +530,6 @@ class QueryStage:
     def _with_tier(
         self,
         alt: Alternative,
-        plan: QueryPlan,
         text: str,
         features: np.ndarray,
         words: Any,
@@ -543,9 +542,7 @@ class QueryStage:
         if alt.kind != "next_steps" or alt.element is None:
             return alt
         reading = QueryPlan(
-            kind="next_steps",
-            elements=[ElementScore(element=alt.element, score=1.0)],
-            question=plan.question,
+            kind="next_steps", elements=[ElementScore(element=alt.element, score=1.0)]
         )
         self._tier(reading, text, features, words, profile, None, not_started)
         return _alternative("next_steps", alt.element, reading.tier) if reading.tier else alt
