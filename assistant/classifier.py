@@ -33,6 +33,7 @@ from assistant.guards import Rules
 from assistant.schema import KINDS, Passage
 
 NONE = "none"
+OUT_OF_SCOPE = "out_of_scope"
 PASSAGE_GROUPS: dict[str, tuple[str, ...]] = {
     "action": ("action_item", "subgoal"),
     "resource": ("resource",),
@@ -41,7 +42,7 @@ PASSAGE_GROUPS: dict[str, tuple[str, ...]] = {
 }
 SEED = 20261124
 # Changes whenever the feature layout changes: a model fitted on another layout is refitted.
-FEATURE_VERSION = "20"
+FEATURE_VERSION = "21"
 # Word n-grams count this much beside the standardised dense features.
 LEXICAL_WEIGHT = 1.0
 # Regularisation of every head (writer-held-out accuracy is flat from 0.1 to 2; lower C gives
@@ -77,6 +78,13 @@ _WORDS = re.compile(r"[A-Za-z0-9']+")
 # not gain.
 NEIGHBOURS = 10
 NEIGHBOUR_TEMPERATURE = 20.0
+# The kind head also reads how near the question is to the labelled questions out of scope and to
+# the ones in scope: the best cosine of each, the mean of the CLOSE_K best of each, and the best
+# ones' difference. The vote says which kind the nearest questions are, not how near they are.
+# Writer-grouped 10 folds, kind head alone (6,074 questions, 56 writers): out of scope caught at
+# 1% false refusals 96.5% → 97.2% (57 → 45 missed), fair-kind accuracy 97.75% both. Per kind
+# instead of out/in scope: 97.1%, kind accuracy 97.68%.
+CLOSE_K = 5
 # Retrieval reads one more ranked list: the passages that answer the labelled questions nearest
 # to the question (each weighted as in the heads' vote), among those at least this close. A
 # question asked before in other words ("do we pay for the assessment if the member says no?")
@@ -264,7 +272,7 @@ class Head(BaseModel):
             return dense
         if near is None:
             raise ValueError(f"head {self.name!r} reads a vote: pass near=Heads.near(rows)")
-        return np.hstack([dense, EVIDENCE_SCALE * self.neighbours.vote(near)])
+        return np.hstack([dense, self.neighbours.inputs(near)])
 
     def probabilities(
         self, dense: np.ndarray, words: Any = None, *, near: np.ndarray | None = None
@@ -307,16 +315,46 @@ class Neighbours(BaseModel):
     rows: Any
     classes: Any
     n_classes: int
+    apart: int | None = Field(
+        default=None,
+        description="a class (index) whose nearness is read apart from the others' (CLOSE_K)",
+    )
+
+    def inputs(self, near: np.ndarray, groups: Any = None, own_groups: Any = None) -> np.ndarray:
+        """What a head reads of its labelled questions, per row of ``near``: the vote, then (with
+        ``apart``) the closeness; ``groups``/``own_groups`` as for ``vote``."""
+        parts = [self.vote(near, groups, own_groups)]
+        if self.apart is not None:
+            parts.append(self.closeness(near, groups, own_groups))
+        return EVIDENCE_SCALE * np.hstack(parts)
+
+    def closeness(self, near: np.ndarray, groups: Any = None, own_groups: Any = None) -> np.ndarray:
+        """Per row of ``near``: the best cosine to this head's labelled questions of class
+        ``apart`` and to the rest, the mean of the CLOSE_K best of each, and the best ones'
+        difference (a row's own writer left out, as in ``vote``)."""
+        sims = self._sims(near, groups, own_groups)
+        columns: list[np.ndarray] = []
+        for mask in (self.classes == self.apart, self.classes != self.apart):
+            part = sims[:, mask]
+            k = min(CLOSE_K, part.shape[1])
+            best_k = -np.partition(-part, k - 1, axis=1)[:, :k]
+            columns += [best_k.max(axis=1), best_k.mean(axis=1)]
+        apart_best, _, rest_best, _ = columns
+        return np.stack([*columns, apart_best - rest_best], axis=1)
+
+    def _sims(self, near: np.ndarray, groups: Any, own_groups: Any) -> np.ndarray:
+        sims = np.asarray(near)[:, self.rows]
+        if groups is not None:
+            same = np.asarray(groups)[:, None] == np.asarray(own_groups)[None, :]
+            sims = np.where(same, _OWN_WRITER, sims)
+        return sims
 
     def vote(self, near: np.ndarray, groups: Any = None, own_groups: Any = None) -> np.ndarray:
         """Per row of ``near`` (a question's cosines to every labelled question, see ``nearness``),
         the class shares of this head's nearest labelled questions, weighted by closeness.
         ``groups`` (the writers of ``near``'s rows) and ``own_groups`` (of this head's labelled
         questions) leave out a row's own writer, as while fitting."""
-        sims = np.asarray(near)[:, self.rows]
-        if groups is not None:
-            same = np.asarray(groups)[:, None] == np.asarray(own_groups)[None, :]
-            sims = np.where(same, _OWN_WRITER, sims)
+        sims = self._sims(near, groups, own_groups)
         n = sims.shape[0]
         nearest, near_k, weights = nearest_weighted(sims)
         weights = np.where(near_k > _OWN_WRITER, weights, 0.0)
@@ -598,10 +636,12 @@ def _fit_head(
     lexical: bool = True,
     labelled: np.ndarray | None = None,
     groups: Sequence[str] | None = None,
+    apart: str | None = None,
 ) -> Head:
     """Fit one head on the rows with a label. ``labelled``: every row's question vector, when
     the head also reads a vote of its labelled questions; ``groups``: each row's writer (a
-    row's vote while fitting leaves its own writer out)."""
+    row's vote while fitting leaves its own writer out); ``apart``: a class whose nearness the
+    head reads apart from the others' (``Neighbours.closeness``)."""
     from scipy import sparse
     from sklearn.preprocessing import StandardScaler
 
@@ -618,10 +658,10 @@ def _fit_head(
             rows=np.asarray(rows, dtype=np.intp),
             classes=np.asarray([index[label] for label in y], dtype=np.intp),
             n_classes=len(classes),
+            apart=index.get(apart) if apart is not None else None,
         )
         own = np.asarray([groups[i] for i in rows]) if groups is not None else np.arange(len(rows))
-        votes = head.neighbours.vote(nearness(labelled, inputs), own, own)
-        inputs = np.hstack([inputs, EVIDENCE_SCALE * votes])
+        inputs = np.hstack([inputs, head.neighbours.inputs(nearness(labelled, inputs), own, own)])
     head.scaler = StandardScaler().fit(inputs)
     scaled = head.scaler.transform(inputs)
     x = sparse.hstack([sparse.csr_matrix(scaled), words[rows]]).tocsr() if lexical else scaled
@@ -685,7 +725,9 @@ def _refuse_threshold(
         labels: list[str | None] = [None] * len(kinds)
         for i in rows[train]:
             labels[i] = kinds[i]
-        head = _fit_head("kind", dense, words, labels, c, labelled=labelled, groups=groups)
+        head = _fit_head(
+            "kind", dense, words, labels, c, labelled=labelled, groups=groups, apart=OUT_OF_SCOPE
+        )
         test_rows = dense[rows[test]]
         probs = head.probabilities(test_rows, words[rows[test]], near=nearness(labelled, test_rows))
         scores[test] = [p.get("out_of_scope", 0.0) for p in probs]
@@ -758,7 +800,16 @@ def fit_heads(
     labelled = np.ascontiguousarray(features[:, : vector_width(features)], dtype=np.float32)
     return Heads(
         lexical=lexical,
-        kind=_fit_head("kind", features, words, labels.kind, c, labelled=labelled, groups=groups),
+        kind=_fit_head(
+            "kind",
+            features,
+            words,
+            labels.kind,
+            c,
+            labelled=labelled,
+            groups=groups,
+            apart=OUT_OF_SCOPE,
+        ),
         element=_fit_head(
             "element", features, words, labels.element, c, labelled=labelled, groups=groups
         ),

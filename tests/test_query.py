@@ -534,6 +534,32 @@ def test_neighbour_vote_leaves_out_the_questions_own_writer() -> None:
     assert own.tolist() == [0.0, 1.0]
 
 
+def test_closeness_reads_the_nearest_out_of_scope_and_in_scope_questions_apart() -> None:
+    import numpy as np
+
+    from assistant.classifier import CLOSE_K, Neighbours
+
+    # Cosines of one question to six labelled questions: class 1 (out of scope) at 0.9 and
+    # 0.2, class 0 (in scope) at 0.5, 0.4, 0.3 and 0.1.
+    near = np.array([[0.9, 0.5, 0.4, 0.2, 0.3, 0.1]], dtype=np.float32)
+    neighbours = Neighbours(
+        rows=np.arange(6), classes=np.array([1, 0, 0, 1, 0, 0]), n_classes=2, apart=1
+    )
+    out_best, out_mean, in_best, in_mean, gap = neighbours.closeness(near)[0]
+    assert CLOSE_K >= 4  # every labelled question of each class is among its best here
+    assert (out_best, in_best) == pytest.approx((0.9, 0.5))
+    assert (out_mean, in_mean) == pytest.approx((0.55, 0.325))
+    assert gap == pytest.approx(0.4)
+    # While fitting, a question's own writer is left out: here the 0.9 one's.
+    groups = np.array(["a", "b", "b", "b", "b", "b"])
+    own = neighbours.closeness(near, np.array(["a"]), groups)[0]
+    assert own[0] == pytest.approx(0.2)
+    # A head without a class apart reads only the vote.
+    plain = Neighbours(rows=np.arange(6), classes=np.array([1, 0, 0, 1, 0, 0]), n_classes=2)
+    assert plain.inputs(near).shape == (1, 2)
+    assert neighbours.inputs(near).shape == (1, 2 + 5)
+
+
 def test_a_follow_ups_direction_is_learned_from_the_tier_it_asks_for() -> None:
     from assistant.classifier import Example, direction_label
 
