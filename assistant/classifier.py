@@ -19,6 +19,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -332,15 +333,25 @@ class Neighbours(BaseModel):
         """Per row of ``near``: the best cosine to this head's labelled questions of class
         ``apart`` and to the rest, the mean of the CLOSE_K best of each, and the best ones'
         difference (a row's own writer left out, as in ``vote``)."""
-        sims = self._sims(near, groups, own_groups)
+        near = np.asarray(near)
         columns: list[np.ndarray] = []
-        for mask in (self.classes == self.apart, self.classes != self.apart):
-            part = sims[:, mask]
+        for columns_of, mask in self._blocks:
+            part = near[:, columns_of]  # read straight from ``near``: one copy per block
+            if groups is not None:
+                same = np.asarray(groups)[:, None] == np.asarray(own_groups)[mask][None, :]
+                part = np.where(same, _OWN_WRITER, part)
             k = min(CLOSE_K, part.shape[1])
-            best_k = -np.partition(-part, k - 1, axis=1)[:, :k]
+            best_k = np.partition(part, part.shape[1] - k, axis=1)[:, -k:]
             columns += [best_k.max(axis=1), best_k.mean(axis=1)]
         apart_best, _, rest_best, _ = columns
         return np.stack([*columns, apart_best - rest_best], axis=1)
+
+    @cached_property
+    def _blocks(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per block (class ``apart``, the rest): its columns of ``near`` and its mask over
+        this head's labelled questions."""
+        apart = np.asarray(self.classes) == self.apart
+        return [(np.asarray(self.rows)[m], m) for m in (apart, ~apart)]
 
     def _sims(self, near: np.ndarray, groups: Any, own_groups: Any) -> np.ndarray:
         sims = np.asarray(near)[:, self.rows]
