@@ -307,6 +307,13 @@ class Head(BaseModel):
 _OWN_WRITER = -9.0
 
 
+def _leave_out_own(sims: np.ndarray, groups: Any, own_groups: Any) -> np.ndarray:
+    """``sims`` (rows: questions of writers ``groups``; columns: labelled questions of writers
+    ``own_groups``) with each row's own writer's columns set to ``_OWN_WRITER``."""
+    same = np.asarray(groups)[:, None] == np.asarray(own_groups)[None, :]
+    return np.where(same, _OWN_WRITER, sims)
+
+
 class Neighbours(BaseModel):
     """A head's labelled questions: their rows among every labelled question's vector
     (``Heads.labelled``) and their classes (indices into the head's classes)."""
@@ -338,8 +345,7 @@ class Neighbours(BaseModel):
         for columns_of, mask in self._blocks:
             part = near[:, columns_of]  # read straight from ``near``: one copy per block
             if groups is not None:
-                same = np.asarray(groups)[:, None] == np.asarray(own_groups)[mask][None, :]
-                part = np.where(same, _OWN_WRITER, part)
+                part = _leave_out_own(part, groups, np.asarray(own_groups)[mask])
             k = min(CLOSE_K, part.shape[1])
             best_k = np.partition(part, part.shape[1] - k, axis=1)[:, -k:]
             columns += [best_k.max(axis=1), best_k.mean(axis=1)]
@@ -355,10 +361,7 @@ class Neighbours(BaseModel):
 
     def _sims(self, near: np.ndarray, groups: Any, own_groups: Any) -> np.ndarray:
         sims = np.asarray(near)[:, self.rows]
-        if groups is not None:
-            same = np.asarray(groups)[:, None] == np.asarray(own_groups)[None, :]
-            sims = np.where(same, _OWN_WRITER, sims)
-        return sims
+        return sims if groups is None else _leave_out_own(sims, groups, own_groups)
 
     def vote(self, near: np.ndarray, groups: Any = None, own_groups: Any = None) -> np.ndarray:
         """Per row of ``near`` (a question's cosines to every labelled question, see ``nearness``),
@@ -680,6 +683,21 @@ def _fit_head(
     return head
 
 
+def _fit_kind_head(
+    dense: np.ndarray,
+    words: Any,
+    labels: Sequence[str | None],
+    c: float,
+    labelled: np.ndarray,
+    groups: Sequence[str],
+) -> Head:
+    """The kind head: a vote of its labelled questions, and their closeness out of scope apart.
+    The refusal threshold's folds fit this same head."""
+    return _fit_head(
+        "kind", dense, words, labels, c, labelled=labelled, groups=groups, apart=OUT_OF_SCOPE
+    )
+
+
 class Labels(BaseModel):
     """The per-head training labels of a list of examples (None = not used by that head)."""
 
@@ -697,7 +715,7 @@ def labels_for(
 ) -> Labels:
     element: list[str | None] = []
     for ex in examples:
-        if ex.kind in (None, "out_of_scope") or ex.history:
+        if ex.kind in (None, OUT_OF_SCOPE) or ex.history:
             element.append(None)  # a follow-up's element comes from the earlier turn
         else:
             element.append(ex.element or NONE)
@@ -709,7 +727,7 @@ def labels_for(
             direction_label(ex, n, a)
             for ex, n, a in zip(examples, named, accounts or [False] * len(examples), strict=True)
         ],
-        refusal=[ex.refusal if ex.kind == "out_of_scope" else None for ex in examples],
+        refusal=[ex.refusal if ex.kind == OUT_OF_SCOPE else None for ex in examples],
     )
 
 
@@ -728,7 +746,7 @@ def _refuse_threshold(
 
     rows = np.array([i for i, k in enumerate(kinds) if k is not None])
     g = np.array([groups[i] for i in rows])
-    is_out = np.array([kinds[i] == "out_of_scope" for i in rows])
+    is_out = np.array([kinds[i] == OUT_OF_SCOPE for i in rows])
     if len(set(g)) < 3 or is_out.all() or not is_out.any():
         return 0.5
     scores = np.zeros(len(rows))
@@ -736,12 +754,10 @@ def _refuse_threshold(
         labels: list[str | None] = [None] * len(kinds)
         for i in rows[train]:
             labels[i] = kinds[i]
-        head = _fit_head(
-            "kind", dense, words, labels, c, labelled=labelled, groups=groups, apart=OUT_OF_SCOPE
-        )
+        head = _fit_kind_head(dense, words, labels, c, labelled, groups)
         test_rows = dense[rows[test]]
         probs = head.probabilities(test_rows, words[rows[test]], near=nearness(labelled, test_rows))
-        scores[test] = [p.get("out_of_scope", 0.0) for p in probs]
+        scores[test] = [p.get(OUT_OF_SCOPE, 0.0) for p in probs]
     lenient = np.array([short_follow_ups[i] for i in rows])
     scores = np.where(lenient & (scores < FOLLOW_UP_REFUSAL), 0.0, scores)
     in_scope = np.sort(scores[~is_out])
@@ -758,7 +774,7 @@ def _topic_floor(examples: Sequence[Example], features: np.ndarray) -> float:
     fair = [
         float(top[i])
         for i, ex in enumerate(examples)
-        if ex.kind not in (None, "out_of_scope") and not ex.history
+        if ex.kind not in (None, OUT_OF_SCOPE) and not ex.history
     ]
     return float(np.percentile(fair, 50 * MAX_FALSE_REFUSALS)) if fair else 0.0
 
@@ -811,16 +827,7 @@ def fit_heads(
     labelled = np.ascontiguousarray(features[:, : vector_width(features)], dtype=np.float32)
     return Heads(
         lexical=lexical,
-        kind=_fit_head(
-            "kind",
-            features,
-            words,
-            labels.kind,
-            c,
-            labelled=labelled,
-            groups=groups,
-            apart=OUT_OF_SCOPE,
-        ),
+        kind=_fit_kind_head(features, words, labels.kind, c, labelled, groups),
         element=_fit_head(
             "element", features, words, labels.element, c, labelled=labelled, groups=groups
         ),
