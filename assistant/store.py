@@ -138,9 +138,12 @@ class Store:
             self.model_calls += 1
             for text, vector in zip(missing, self.embeddings.embed_documents(missing), strict=True):
                 self._vectors[text] = tuple(vector)
-            while len(self._vectors) > VECTOR_CACHE_SIZE:
-                self._vectors.popitem(last=False)
-        return [self._vectors[t] for t in texts]
+        for text in texts:  # the least recently asked go first
+            self._vectors.move_to_end(text)
+        out = [self._vectors[t] for t in texts]
+        while len(self._vectors) > VECTOR_CACHE_SIZE:
+            self._vectors.popitem(last=False)
+        return out
 
     def clear_cache(self) -> None:
         self._vectors.clear()

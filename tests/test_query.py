@@ -275,6 +275,21 @@ def test_the_question_is_embedded_once_per_turn(bot: Assistant) -> None:
     assert store.model_calls == calls + 2  # the question and its two accounts in one call
 
 
+def test_a_full_vector_cache_keeps_the_texts_a_turn_asks_for(bot: Assistant) -> None:
+    from assistant.store import VECTOR_CACHE_SIZE
+
+    store = bot.retriever.store
+    store.clear_cache()
+    old = "nothing in place yet"
+    store.embed_many([old])
+    # Fill the cache to the brim after it: ``old`` is now the least recently used text.
+    store._vectors.update((f"filler {n}", (0.0,)) for n in range(VECTOR_CACHE_SIZE - 1))
+    vectors = store.embed_many([old, "a text never embedded before"])
+    assert len(vectors) == 2 and len(store._vectors) == VECTOR_CACHE_SIZE
+    assert old in store._vectors and "filler 0" not in store._vectors
+    store.clear_cache()
+
+
 def test_history_is_read_from_its_last_turns_only(bot: Assistant) -> None:
     store = bot.retriever.store
     store.clear_cache()
