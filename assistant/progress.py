@@ -25,6 +25,8 @@ from assistant.schema import Passage
 
 # A clause this close (cosine) to an action item describes that item.
 MATCH_SIMILARITY = 0.4
+# A clause of at most this many words that ends with a colon heads a list ("Not in place yet:").
+HEADER_WORDS = 6
 # Clause boundaries: sentence ends, semicolons, and "and/but ..." before a new subject.
 _CLAUSE = re.compile(
     r"(?<=[.!?;:])\s+|\s*[;\n]\s*|\s*,?\s+(?:and|but|while|plus|also|so)\s+"
@@ -39,11 +41,13 @@ _ASK = re.compile(
     r"walk|describe|summari[sz]e|please)\b",
     re.IGNORECASE,
 )
-# A wish or plan is not progress: "we want to lead on caregiver support".
+# A wish or plan is not progress: "we want to lead on caregiver support", "we must start".
+# What others must do is a requirement in place: "every contracted group must submit data".
 _WISH = re.compile(
     r"\b(want|wants|wanting|would like|'d like|need to|needs to|hope|hoping|plan to|planning|"
-    r"trying|try to|aim to|aiming|looking to|going to|gonna|wish|should|could|must|have to|has to|"
-    r"would|will|asked (me|us)|wants us)\b",
+    r"trying|try to|aim to|aiming|looking to|going to|gonna|wish|should|could|"
+    r"would|will|asked (me|us)|wants us)\b"
+    r"|\b(we|i|you|us)\s+(?:\w+\s+)?(must|have to|has to)\b",
     re.IGNORECASE,
 )
 # Negation belongs to the main clause: "we pay for it even when members say no" is not negated.
@@ -110,11 +114,19 @@ def account_clauses(text: str) -> list[str]:
 def _account_clauses(text: str) -> tuple[str, ...]:
     # A turn reads its question's clauses several times (embedding, cues, progress): split once.
     clauses = []
-    for part in _CLAUSE.split(text):
-        part = part.strip(" ,.-–—")
-        if len(part.split()) < 2 or part.endswith("?") or _ASK.match(part) or _WISH.search(part):
-            continue
-        clauses.append(part)
+    header = ""
+    for raw in _CLAUSE.split(text):
+        part = raw.strip(" ,.-–—")
+        entry = bool(header) and not part.endswith(":")
+        asks = part.endswith("?") or (not entry and _ASK.match(part))
+        if len(part.split()) >= 2 and not asks and not _WISH.search(part):
+            # A list's header goes with each of its entries, so "Not in place: any X, or Y"
+            # reads X and Y as not done (and "Have: X" as done).
+            clauses.append(f"{header} {part}" if entry else part)
+        if part.endswith(":") and len(part.split()) <= HEADER_WORDS:
+            header = part
+        elif raw.rstrip().endswith((".", "!", "?")):
+            header = ""  # a list ends with its sentence
     return tuple(clauses)
 
 

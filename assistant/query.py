@@ -185,7 +185,8 @@ class QueryStage:
         )
         words = self.heads.word_row(text)
         near = self.heads.near(vector[None, :])
-        kind_scores = self.heads.kind.probabilities(features, words, near=near)[0]
+        near_kind = self.heads.near_projected(vector[None, :])
+        kind_scores = self.heads.kind.probabilities(features, words, near=near_kind)[0]
         short = is_short(text)
         # A short follow-up ("Fine. Next tier?") reads as nothing on its own: refuse it only
         # when it is clearly out of scope even so.

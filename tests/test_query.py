@@ -251,6 +251,32 @@ def test_account_clauses_split_and_scope_negation() -> None:
     assert rules.negated(main_clause(clauses[2]))
 
 
+def test_a_list_header_goes_with_each_entry_of_its_list() -> None:
+    clauses = account_clauses(
+        "Things we have: disparity reports; a steering group. What we have NOT done: any "
+        "direct input from members, or partnered with community orgs. Ideas?"
+    )
+    rules = Rules.load()
+    done = [c for c in clauses if not c.endswith(":") and not rules.negated(main_clause(c))]
+    not_done = [c for c in clauses if not c.endswith(":") and rules.negated(main_clause(c))]
+    assert done == ["Things we have: disparity reports", "Things we have: a steering group"]
+    assert not_done == [
+        "What we have NOT done: any direct input from members, or partnered with community orgs"
+    ]
+    # The list ends with its sentence; a question after it is not an account.
+    assert account_clauses("Not yet: a bundled rate. We pay for assessments.")[-1] == (
+        "We pay for assessments"
+    )
+
+
+def test_what_others_must_do_is_a_requirement_in_place_and_what_we_must_do_a_wish() -> None:
+    assert account_clauses("Every contracted palliative group must submit data to the PCQC.") == [
+        "Every contracted palliative group must submit data to the PCQC"
+    ]
+    assert account_clauses("We really have to fix our referral process.") == []
+    assert account_clauses("We must start somewhere. What first?") == []
+
+
 def test_plan_has_ranked_elements_scores_focus_and_confidence(bot: Assistant) -> None:
     plan = bot.plan(
         "What does the toolkit say about a home visit within 48 hours of leaving a nursing home?"
@@ -549,6 +575,28 @@ def test_neighbour_vote_leaves_out_the_questions_own_writer() -> None:
     assert own.tolist() == [0.0, 1.0]
 
 
+def test_the_vote_space_drops_what_every_question_shares() -> None:
+    import numpy as np
+
+    from assistant.classifier import Projection, nearness
+
+    rng = np.random.default_rng(7)
+    shared = rng.normal(size=16)
+    vectors = shared + 0.2 * rng.normal(size=(200, 16))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    raw = vectors @ vectors.T
+    projection = Projection.fit(vectors.astype(np.float32), dims=8)
+    projected = projection(vectors)
+    assert projected.shape == (200, 8)
+    assert np.allclose(np.linalg.norm(projected, axis=1), 1.0, atol=1e-5)
+    near = nearness(projected, projected)
+    off = ~np.eye(200, dtype=bool)
+    # Every pair looks alike as embedded; in the vote's space only what differs counts.
+    assert raw[off].mean() > 0.8
+    assert abs(near[off].mean()) < 0.1
+    assert np.allclose(np.diag(near), 1.0, atol=1e-5)
+
+
 def test_closeness_reads_the_nearest_out_of_scope_and_in_scope_questions_apart() -> None:
     import numpy as np
 
@@ -608,6 +656,9 @@ def test_the_heads_vote_reads_the_same_neighbours_as_in_full_precision(bot: Assi
     exact = rows @ heads.labelled.T
     half = heads.near(rows)
     assert np.abs(half - exact).max() < 1e-3
+    # The kind head's space too.
+    projected = heads.projection(rows)
+    assert np.abs(heads.near_projected(rows) - projected @ heads.projected.T).max() < 1e-3
     # The ten nearest labelled questions are the same, bar ties within that error.
     for got, want in zip(half, exact, strict=True):
         tenth = np.sort(want)[-10]
