@@ -43,7 +43,7 @@ PASSAGE_GROUPS: dict[str, tuple[str, ...]] = {
 }
 SEED = 20261124
 # Changes whenever the feature layout changes: a model fitted on another layout is refitted.
-FEATURE_VERSION = "22"
+FEATURE_VERSION = "23"
 # Word n-grams count this much beside the standardised dense features.
 LEXICAL_WEIGHT = 1.0
 # Regularisation of every head (writer-held-out accuracy is flat from 0.1 to 2; lower C gives
@@ -453,12 +453,7 @@ class Heads(BaseModel):
     labelled: Any = Field(
         default=None, description="every labelled question's vector, for the element head's vote"
     )
-    projection: Projection | None = Field(
-        default=None, description="the space of the kind head's vote (``Projection``)"
-    )
-    projected: Any = Field(
-        default=None, description="every labelled question's vector in ``projection``'s space"
-    )
+    projection: Projection = Field(description="the space of the kind head's vote")
     cited: list[list[str]] = Field(
         default_factory=list, description="per labelled question, the passages that answer it"
     )
@@ -504,10 +499,8 @@ class Heads(BaseModel):
     def near_projected(self, dense: np.ndarray) -> np.ndarray:
         """The rows' cosines to every labelled question in ``projection``'s space: what the kind
         head's vote and closeness read (half precision, as ``near``)."""
-        if self.projection is None:
-            return self.near(dense)
         if self._half_projected is None:
-            self._half_projected = _half(self.projected)
+            self._half_projected = _half(self.projection(self.labelled))
         return _half_product(self.projection(dense), self._half_projected)
 
     def words(self, texts: Sequence[str]) -> Any:
@@ -715,9 +708,10 @@ def _fit_head(
     apart: str | None = None,
 ) -> Head:
     """Fit one head on the rows with a label. ``labelled``: every row's question vector (in the
-    space the head's vote reads), when the head also reads a vote of its labelled questions; ``groups``: each row's writer (a
-    row's vote while fitting leaves its own writer out); ``apart``: a class whose nearness the
-    head reads apart from the others' (``Neighbours.closeness``)."""
+    space the head's vote reads), when the head also reads a vote of its labelled questions;
+    ``groups``: each row's writer (a row's vote while fitting leaves its own writer out);
+    ``apart``: a class whose nearness the head reads apart from the others'
+    (``Neighbours.closeness``)."""
     from scipy import sparse
     from sklearn.preprocessing import StandardScaler
 
@@ -920,7 +914,6 @@ def fit_heads(
         groups=counts,
         labelled=labelled,
         projection=projection,
-        projected=projected,
         cited=[list(ex.cites) for ex in examples],
         generic_words=generic_words(examples, labels.element),
     )

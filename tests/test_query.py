@@ -658,7 +658,8 @@ def test_the_heads_vote_reads_the_same_neighbours_as_in_full_precision(bot: Assi
     assert np.abs(half - exact).max() < 1e-3
     # The kind head's space too.
     projected = heads.projection(rows)
-    assert np.abs(heads.near_projected(rows) - projected @ heads.projected.T).max() < 1e-3
+    in_space = projected @ heads.projection(heads.labelled).T
+    assert np.abs(heads.near_projected(rows) - in_space).max() < 1e-3
     # The ten nearest labelled questions are the same, bar ties within that error.
     for got, want in zip(half, exact, strict=True):
         tenth = np.sort(want)[-10]
